@@ -1,0 +1,13 @@
+/* ehr - the command-line program: one subcommand per file in src/cli/. */
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        printf("usage: ehr COMMAND [OPTIONS]\n");
+        return 0;
+    }
+    fprintf(stderr, "ehr: unknown command '%s'; run 'ehr --help' for the list\n", argv[1]);
+    return 2;
+}
