@@ -22,7 +22,9 @@ void ehr_time_format(int64_t us, char out[EHR_INSTANT_LEN])
     snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)((us % 1000000) / 1000));
-    snprintf(out, EHR_INSTANT_LEN, "%s", tmp);
+    size_t n = strnlen(tmp, EHR_INSTANT_LEN - 1);
+    memcpy(out, tmp, n);
+    out[n] = '\0';
 }
 
 void ehr_time_now(char out[EHR_INSTANT_LEN])
