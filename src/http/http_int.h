@@ -10,6 +10,7 @@
 #define EHR_HTTP_HTTP_INT_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -63,6 +64,7 @@ struct req_ctx {
     ehr_http_server *srv;
     struct MHD_Connection *conn;
     ehr_buf body;          /* the request body, malloc'ed, bounded by max_body */
+    size_t discarded;      /* body bytes thrown away after refusing the request */
     int bad_status;        /* nonzero: the request-target was rejected with this */
     const char *bad_msg;
     bool started;          /* the access handler has seen the headers */
@@ -98,6 +100,13 @@ void ehr_http__error(ehr_http_server *s, int status, const char *message, ehr_ht
 bool ehr_http__is_preflight(const struct req_ctx *rc);
 /* Answer a preflight: 204 and, when the origin is allowed, the CORS headers. */
 void ehr_http__preflight(struct req_ctx *rc, ehr_http_response *res);
+
+/*
+ * printf into out[cap] with the strings left out: numbers are printed, each
+ * %s becomes "..." unless the whole format is "%s" (how MHD passes its own
+ * fixed messages). For MHD's log messages, which may quote a request.
+ */
+void ehr_http__format_redacted(char *out, size_t cap, const char *fmt, va_list ap);
 
 /* Free the idle deflate streams. */
 void ehr_http__gz_cleanup(ehr_http_server *s);

@@ -160,16 +160,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (rc->bad_status || rc->answered)
-            return MHD_YES; /* discard */
+        if (rc->bad_status || rc->answered) {
+            /* discard; but a chunked body that goes on and on is cut off,
+               the connection closed without an answer */
+            rc->discarded += n;
+            return rc->discarded > s->cfg.max_body ? MHD_NO : MHD_YES;
+        }
         ehr_status st = ehr_buf_append(&rc->body, upload_data, n);
         if (st != EHR_OK) {
             ehr_buf_free(&rc->body);
             rc->bad_status = st == EHR_ELIMIT ? 413 : 500;
             rc->bad_msg = st == EHR_ELIMIT ? "the request body is larger than allowed"
                                            : "out of memory";
-            /* answer at once if MHD lets us queue during the upload; if it
-               does not, the rest is discarded and answered at the end */
+            /* Answer at once if MHD lets us queue during the upload. 0.9.75
+               does not (only with the headers or after the body), so then
+               the rest is discarded and the answer given at its end. */
             (void)answer_error(rc, rc->bad_status, rc->bad_msg);
         }
         return MHD_YES;
@@ -185,10 +190,86 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 /* ---- logging ---- */
 
 /*
+ * Format an MHD message with its strings left out: numbers (ports, status
+ * codes, sizes) are printed, every %s becomes "..." unless the whole format
+ * is "%s", the form MHD uses to pass one of its own fixed messages. So no
+ * text that came from a request (a URL, a header) can reach the log.
+ */
+void ehr_http__format_redacted(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    ehr_buf b = EHR_BUF_INIT; /* unbounded: only MHD's own text goes in; cut at cap */
+    bool fixed = strncmp(fmt, "%s", 2) == 0 && fmt[2 + strspn(fmt + 2, "\r\n")] == '\0';
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            ehr_buf_putc(&b, *p);
+            continue;
+        }
+        p++;
+        if (*p == '%') {
+            ehr_buf_putc(&b, '%');
+            continue;
+        }
+        p += strspn(p, "-+ #0");
+        if (*p == '*')
+            (void)va_arg(ap, int), p++;
+        p += strspn(p, "0123456789");
+        if (*p == '.') {
+            p++;
+            if (*p == '*')
+                (void)va_arg(ap, int), p++;
+            p += strspn(p, "0123456789");
+        }
+        int longs = 0;
+        bool size = false;
+        for (; strchr("hlLqjzt", *p) && *p; p++) {
+            if (*p == 'l' || *p == 'q' || *p == 'j' || *p == 'L')
+                longs++;
+            if (*p == 'z' || *p == 't')
+                size = true;
+        }
+        switch (*p) {
+        case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': case 'c': {
+            unsigned long long v = size        ? va_arg(ap, size_t)
+                                   : longs >= 2 ? va_arg(ap, unsigned long long)
+                                   : longs == 1 ? va_arg(ap, unsigned long)
+                                                : va_arg(ap, unsigned);
+            if (*p == 'd' || *p == 'i')
+                ehr_buf_printf(&b, "%lld", size || longs ? (long long)v : (long long)(int)v);
+            else if (*p == 'c')
+                ehr_buf_putc(&b, '?');
+            else
+                ehr_buf_printf(&b, *p == 'u' ? "%llu" : "%llx", v);
+            break;
+        }
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            ehr_buf_puts(&b, fixed && str ? str : "...");
+            break;
+        }
+        case 'p':
+            (void)va_arg(ap, void *);
+            ehr_buf_puts(&b, "...");
+            break;
+        case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': case 'a': case 'A':
+            ehr_buf_printf(&b, "%g", va_arg(ap, double));
+            break;
+        default:
+            /* unknown conversion: stop rather than misread the arguments */
+            ehr_buf_puts(&b, "...");
+            p += strlen(p) - 1;
+            break;
+        }
+    }
+    snprintf(out, cap, "%s", b.data ? b.data : "");
+    ehr_buf_free(&b);
+}
+
+/*
  * MHD's messages go to our log. Once the server runs, a message may carry
- * request data in its arguments, so only the format (fixed text) is logged:
- * no PHI can reach the log that way. While starting, on the starting
- * thread, arguments are port numbers and file names: logged in full.
+ * request data in its arguments, so they are redacted
+ * (ehr_http__format_redacted).
+ * While starting, on the starting thread, the arguments are addresses,
+ * ports and system errors: logged in full.
  */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -197,7 +278,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     if (atomic_load(&s->starting) && pthread_equal(pthread_self(), s->starter))
         vsnprintf(msg, sizeof msg, fmt, ap);
     else
-        snprintf(msg, sizeof msg, "%s", fmt);
+        ehr_http__format_redacted(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
@@ -296,6 +377,8 @@ ehr_status ehr_http_server_start(ehr_http_server *s, ehr_err *err)
     struct MHD_OptionItem ops[16];
     size_t n = 0;
 #define OPT(o, v, p) (ops[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
+    /* first, so that MHD sends every message of its own through it */
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s);
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -336,7 +419,6 @@ ehr_status ehr_http_server_start(ehr_http_server *s, ehr_err *err)
         OPT(MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, NULL);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
-    OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, EHR_HTTP_CONN_MEMORY, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, EHR_HTTP_CONN_TIMEOUT, NULL);
     OPT(MHD_OPTION_END, 0, NULL);
