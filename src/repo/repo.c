@@ -16,9 +16,11 @@
 #include "core/util.h"
 #include "fhir/model.h"
 #include "fhir/validate.h"
+#include "repo/repo_int.h"
 
 struct ehr_repo {
     ehr_store *store;
+    ehr_audit *audit; /* group-commit writer for events outside write transactions */
     pthread_key_t conn_key;
     /* last_updated values handed out, so that they strictly increase within
        this process (two writes in one microsecond still order) */
@@ -53,6 +55,11 @@ ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
         free(r);
         return st;
     }
+    if ((st = ehr_audit_new(r->store, &r->audit, err))) {
+        ehr_store_close(&r->store);
+        free(r);
+        return st;
+    }
     pthread_key_create(&r->conn_key, conn_gone);
     pthread_mutex_init(&r->lock, NULL);
     *out = r;
@@ -64,6 +71,7 @@ void ehr_repo_free(ehr_repo **rp)
     if (!rp || !*rp)
         return;
     ehr_repo *r = *rp;
+    ehr_audit_free(&r->audit);
     for (size_t i = 0; i < r->n_conns; i++)
         ehr_store_disconnect(&r->conns[i]);
     free(r->conns);
@@ -205,21 +213,25 @@ static ehr_status serialise(const char *type, const char *id, int64_t version, i
     return st;
 }
 
-static ehr_status audit(ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *action,
-                        const char *type, const char *id, int64_t version, int64_t when,
-                        ehr_err *err)
+/* The access kind of a write method. */
+static ehr_access method_access(const char *method)
 {
-    /* ids and types only: no content, so no PHI beyond the record's id */
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "action", action, "type", type, "id",
-                           id, "version", (json_int_t)version, "user",
-                           ctx && ctx->user ? ctx->user : "anonymous", "client",
-                           ctx && ctx->client ? ctx->client : "");
-    char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-    json_decref(ev);
-    if (!s)
-        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
-    ehr_status st = EHR_STORE_CALL(c, audit_append, when, s, strlen(s), err);
-    free(s);
+    return !strcmp(method, "POST") ? EHR_ACCESS_CREATE : EHR_ACCESS_UPDATE;
+}
+
+/* Audit a denied or hidden access (outside any transaction), keep the status. */
+static ehr_status denied(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, const char *action,
+                         const char *type, const char *id, const ehr_err *why, ehr_err *err)
+{
+    struct repo_event ev = {.action = action, .outcome = "denied", .type = type, .id = id,
+                            .n = -1, .reason = why && why->msg[0] ? why->msg : NULL};
+    ehr_err aerr = {{0}};
+    ehr_status ast = repo_audit_now(r->audit, ctx, &ev, &aerr);
+    if (ast) {
+        if (err)
+            *err = aerr;
+        return ast;
+    }
     return st;
 }
 
@@ -245,6 +257,12 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
         ehr_arena_free(&a);
         return ehr_err_set(err, st, "extracting search values failed");
     }
+    ehr_repo_limit lim;
+    if ((st = repo_decide(ctx, method_access(method), type, &lim, err)) ||
+        (st = repo_check_write(ctx, &lim, type, &idx, err))) {
+        ehr_arena_free(&a);
+        return st;
+    }
     ehr_store_rec rec = {
         .type = type,
         .id = id,
@@ -256,17 +274,56 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
         .content_len = out->body.len,
     };
     st = EHR_STORE_CALL(c, put, &rec, &idx, err);
+    if (!st) {
+        struct repo_event ev = {
+            .action = !strcmp(method, "PATCH") ? "patch" : version == 1 ? "create" : "update",
+            .type = type, .id = id, .version = version, .n = -1,
+            .n_patients = idx.n_patients, .patients = idx.patients};
+        for (size_t i = 0; ctx && ctx->policy && i < idx.n_patients; i++)
+            for (size_t j = 0; j < ctx->policy->n_glass; j++)
+                if (!strcmp(idx.patients[i], ctx->policy->glass[j]))
+                    ev.glass = true;
+        st = repo_audit_in(c, ctx, &ev, when, err);
+    }
     ehr_arena_free(&a);
-    if (!st)
-        st = audit(c, ctx, version == 1 ? "create" : "update", type, id, version, when, err);
     if (st)
         return st;
+    if (version == 1 && lim.limited && !strcmp(type, "Patient") && ctx->policy->created_patient)
+        ctx->policy->created_patient(ctx->policy, id);
     snprintf(out->type, sizeof out->type, "%s", type);
     snprintf(out->id, sizeof out->id, "%s", id);
     out->version = version;
     out->last_updated = when;
     out->deleted = false;
     return EHR_OK;
+}
+
+static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err);
+
+/*
+ * End a write transaction; a write that was refused (EFORBIDDEN) or aimed
+ * at nothing the caller can see (ENOTFOUND) is audited after the rollback,
+ * through the audit writer (which needs the write lock we held).
+ */
+static ehr_status finish_write(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                               ehr_status st, const char *action, const char *type,
+                               const char *id, ehr_err *err)
+{
+    st = finish(c, st, err);
+    if (st == EHR_EFORBIDDEN || st == EHR_ENOTFOUND) {
+        struct repo_event ev = {.action = action,
+                                .outcome = st == EHR_EFORBIDDEN ? "denied" : "not-found",
+                                .type = type, .id = id, .n = -1,
+                                .reason = st == EHR_EFORBIDDEN && err ? err->msg : NULL};
+        ehr_err aerr = {{0}};
+        ehr_status ast = repo_audit_now(r->audit, ctx, &ev, &aerr);
+        if (ast) {
+            if (err)
+                *err = aerr;
+            return ast;
+        }
+    }
+    return st;
 }
 
 static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err)
@@ -285,7 +342,11 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
                          int64_t version, ehr_repo_out *out, ehr_err *err)
 {
     ehr_store_conn *c;
+    const char *action = version ? "vread" : "read";
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_READ, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, action, type, id, err, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
     ehr_store_rec rec;
@@ -293,6 +354,13 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
         st = EHR_STORE_CALL(c, version, type, id, version, &rec, &out->body, err);
     else
         st = EHR_STORE_CALL(c, current, type, id, &rec, &out->body, err);
+    /* another patient's resource answers as one that does not exist */
+    repo_seen seen = {.visible = true};
+    if (!st && (st = repo_check_visible(c, ctx, &lim, type, id, version, &seen, err)) == EHR_OK &&
+        !seen.visible) {
+        ehr_buf_reset(&out->body);
+        st = denied(r, ctx, EHR_ENOTFOUND, action, type, id, NULL, err);
+    }
     if (st == EHR_ENOTFOUND) {
         if (version)
             return ehr_err_set(err, st, "%s/%s has no version %lld", type, id, (long long)version);
@@ -305,6 +373,12 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
     out->version = rec.version;
     out->last_updated = rec.last_updated;
     out->deleted = rec.deleted;
+    struct repo_event ev = {.action = action, .type = type, .id = id, .version = rec.version,
+                            .n = -1, .seen = &seen};
+    if ((st = repo_audit_now(r->audit, ctx, &ev, err))) {
+        ehr_buf_reset(&out->body);
+        return st;
+    }
     if (rec.deleted)
         return ehr_err_set(err, EHR_EGONE, "%s/%s was deleted", type, id);
     return EHR_OK;
@@ -327,13 +401,22 @@ static ehr_status match_cb(void *p, const ehr_store_rec *rec)
     return EHR_OK;
 }
 
-static ehr_status find_matches(ehr_store_conn *c, const char *type, const char *query,
-                               struct matches *m, ehr_fhir_issues *issues, ehr_err *err)
+static ehr_status find_matches(ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                               const char *query, struct matches *m, ehr_fhir_issues *issues,
+                               ehr_err *err)
 {
     memset(m, 0, sizeof *m);
     ehr_arena *a = ehr_arena_new();
     if (!a)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    /* conditional operations search: they match only what the caller may see */
+    const ehr_store_access *acc = NULL;
+    bool glass;
+    ehr_status ast = repo_query_access(ctx, EHR_ACCESS_SEARCH, type, a, &acc, &glass, err);
+    if (ast) {
+        ehr_arena_free(&a);
+        return ast;
+    }
     struct ehr_search_param *ps;
     size_t n;
     ehr_search s;
@@ -349,6 +432,7 @@ static ehr_status find_matches(ehr_store_conn *c, const char *type, const char *
         if (!st) {
             s.q.count = 2; /* one is a match, two is too many */
             s.q.offset = 0;
+            s.q.access = acc;
             st = EHR_STORE_CALL(c, search, &s.q, match_cb, m, NULL, err);
         }
         ehr_search_done(&s);
@@ -380,35 +464,47 @@ ehr_status ehr_repo_create(ehr_repo *r, const ehr_repo_ctx *ctx, const char *typ
                            ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_CREATE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "create", type, NULL, err, err);
     if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
         return st;
     if (if_none_exist && *if_none_exist) {
         struct matches m;
-        st = find_matches(c, type, if_none_exist, &m, issues, err);
+        st = find_matches(c, ctx, type, if_none_exist, &m, issues, err);
         if (!st && m.n > 1)
             st = ehr_err_set(err, EHR_EMULTIPLE,
                              "If-None-Exist matches more than one %s; make the criteria "
                              "more selective",
                              type);
         if (!st && m.n == 1) {
+            /* the match is returned: that is a read */
             ehr_store_rec rec;
-            st = EHR_STORE_CALL(c, current, type, m.id, &rec, &out->body, err);
+            repo_seen seen;
+            if (!(st = repo_decide(ctx, EHR_ACCESS_READ, type, &lim, err)))
+                st = EHR_STORE_CALL(c, current, type, m.id, &rec, &out->body, err);
+            if (!st)
+                st = repo_check_visible(c, ctx, &lim, type, m.id, 0, &seen, err);
             if (!st) {
                 snprintf(out->type, sizeof out->type, "%s", type);
                 snprintf(out->id, sizeof out->id, "%s", m.id);
                 out->version = rec.version;
                 out->last_updated = rec.last_updated;
                 out->unchanged = true;
+                struct repo_event ev = {.action = "read", .type = type, .id = m.id,
+                                        .version = rec.version, .n = -1, .seen = &seen,
+                                        .query = if_none_exist};
+                st = repo_audit_in(c, ctx, &ev, ehr_time_now_us(), err);
             }
-            return finish(c, st, err);
+            return finish_write(r, c, ctx, st, "create", type, NULL, err);
         }
     }
     if (!st)
         st = create_in(r, c, ctx, type, NULL, res, out, err);
-    return finish(c, st, err);
+    return finish_write(r, c, ctx, st, "create", type, NULL, err);
 }
 
 /* Update inside an open write transaction. */
@@ -427,6 +523,14 @@ static ehr_status update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
     }
     if (st)
         return st;
+    /* an existing resource the caller can't see can't be overwritten */
+    ehr_repo_limit lim;
+    repo_seen seen;
+    if ((st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) ||
+        (st = repo_check_visible(c, ctx, &lim, type, id, 0, &seen, err)))
+        return st;
+    if (!seen.visible)
+        return ehr_err_set(err, EHR_EFORBIDDEN, "you may not write %s/%s", type, id);
     if (if_match && if_match != cur.version)
         return ehr_err_set(err, EHR_ECONFLICT,
                            "%s/%s is at version %lld, not %lld; read it again and reapply "
@@ -460,14 +564,17 @@ ehr_status ehr_repo_update(ehr_repo *r, const ehr_repo_ctx *ctx, const char *typ
                            ehr_fhir_issues *issues, ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "update", type, id, err, err);
     if (st || (st = validate(type, res, issues, err)) ||
         (st = check_body_id(type, id, res, issues, err)) || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
         return st;
     st = update_in(r, c, ctx, type, id, res, if_match, "PUT", out, err);
-    return finish(c, st, err);
+    return finish_write(r, c, ctx, st, "update", type, id, err);
 }
 
 ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
@@ -475,13 +582,16 @@ ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
                                  ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "update", type, NULL, err, err);
     if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
         return st;
     struct matches m;
-    st = find_matches(c, type, query, &m, issues, err);
+    st = find_matches(c, ctx, type, query, &m, issues, err);
     const char *bid = ehr_json_get_string(res, "id");
     if (!st && m.n > 1)
         st = ehr_err_set(err, EHR_EMULTIPLE,
@@ -500,7 +610,7 @@ ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
     } else if (!st) {
         st = create_in(r, c, ctx, type, bid, res, out, err);
     }
-    return finish(c, st, err);
+    return finish_write(r, c, ctx, st, "update", type, NULL, err);
 }
 
 ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
@@ -508,7 +618,10 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
                           ehr_fhir_issues *issues, ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "patch", type, id, err, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
@@ -516,7 +629,11 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
     ehr_store_rec cur;
     ehr_buf body = EHR_BUF_INIT;
     json_t *doc = NULL;
+    repo_seen seen;
     st = EHR_STORE_CALL(c, current, type, id, &cur, &body, err);
+    /* another patient's resource is not known */
+    if (!st && !(st = repo_check_visible(c, ctx, &lim, type, id, 0, &seen, err)) && !seen.visible)
+        st = EHR_ENOTFOUND;
     if (st == EHR_ENOTFOUND)
         st = ehr_err_set(err, EHR_ENOTFOUND, "%s/%s is not known", type, id);
     else if (!st && cur.deleted)
@@ -547,7 +664,7 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
         st = write_version(r, c, ctx, type, id, cur.version + 1, "PATCH", doc, out, err);
     json_decref(doc);
     ehr_buf_free(&body);
-    return finish(c, st, err);
+    return finish_write(r, c, ctx, st, "patch", type, id, err);
 }
 
 /* Delete inside an open write transaction. */
@@ -566,6 +683,17 @@ static ehr_status delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
     }
     if (st)
         return st;
+    /* another patient's resource: as if it did not exist (nothing deleted) */
+    ehr_repo_limit lim;
+    repo_seen seen;
+    if ((st = repo_decide(ctx, EHR_ACCESS_DELETE, type, &lim, err)) ||
+        (st = repo_check_visible(c, ctx, &lim, type, id, 0, &seen, err)))
+        return st;
+    if (!seen.visible) {
+        out->version = 0;
+        out->deleted = true;
+        return EHR_OK;
+    }
     if (if_match && if_match != cur.version)
         return ehr_err_set(err, EHR_ECONFLICT, "%s/%s is at version %lld, not %lld", type, id,
                            (long long)cur.version, (long long)if_match);
@@ -578,8 +706,10 @@ static ehr_status delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
         .deleted = true,
         .method = "DELETE",
     };
+    struct repo_event ev = {.action = "delete", .type = type, .id = id, .version = rec.version,
+                            .n = -1, .seen = &seen};
     if ((st = EHR_STORE_CALL(c, put, &rec, NULL, err)) ||
-        (st = audit(c, ctx, "delete", type, id, rec.version, when, err)))
+        (st = repo_audit_in(c, ctx, &ev, when, err)))
         return st;
     out->version = rec.version;
     out->last_updated = when;
@@ -591,13 +721,20 @@ ehr_status ehr_repo_delete(ehr_repo *r, const ehr_repo_ctx *ctx, const char *typ
                            int64_t if_match, ehr_repo_out *out, ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_DELETE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "delete", type, id, err, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
         return st;
     st = delete_in(r, c, ctx, type, id, if_match, out, err);
-    return finish(c, st, err);
+    /* nothing deleted (unknown, already deleted or not the caller's): audited too */
+    if (!st && out->version == 0 && ctx && ctx->policy)
+        st = EHR_ENOTFOUND;
+    st = finish_write(r, c, ctx, st, "delete", type, id, err);
+    return st == EHR_ENOTFOUND ? EHR_OK : st;
 }
 
 ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
@@ -605,13 +742,16 @@ ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
                                  ehr_err *err)
 {
     ehr_store_conn *c;
+    ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_DELETE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return denied(r, ctx, st, "delete", type, NULL, err, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
     if ((st = EHR_STORE_CALL(c, begin, true, err)))
         return st;
     struct matches m;
-    st = find_matches(c, type, query, &m, issues, err);
+    st = find_matches(c, ctx, type, query, &m, issues, err);
     if (!st && m.n > 1)
         st = ehr_err_set(err, EHR_EMULTIPLE,
                          "the conditional delete matches more than one %s; make the criteria "
@@ -624,7 +764,44 @@ ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
         out->version = 0;
         out->deleted = true;
     }
-    return finish(c, st, err);
+    return finish_write(r, c, ctx, st, "delete", type, NULL, err);
+}
+
+/* Counts the rows a search or history hands out, and keeps their ids for the audit. */
+struct counted {
+    ehr_store_row_cb cb;
+    void *ctx;
+    long long n;
+    json_t *ids;
+};
+
+static ehr_status counted_cb(void *p, const ehr_store_rec *rec)
+{
+    struct counted *k = p;
+    k->n++;
+    if (k->ids && json_array_size(k->ids) < 50) {
+        char ref[160];
+        snprintf(ref, sizeof ref, "%s/%s", rec->type, rec->id);
+        json_array_append_new(k->ids, json_string(ref));
+    }
+    return k->cb ? k->cb(k->ctx, rec) : EHR_OK;
+}
+
+/* Audit a search or history through the writer, once the rows are out. */
+static ehr_status audit_query(ehr_repo *r, const ehr_repo_ctx *ctx, const char *action,
+                              const char *type, const char *id, const char *query,
+                              long long n, json_t *ids, bool glass, ehr_err *err)
+{
+    struct repo_event ev = {.action = action, .type = type, .id = id, .query = query, .n = n,
+                            .glass = glass};
+    json_t *o = repo_event_json(ctx, &ev);
+    if (!o)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    if (ids && json_array_size(ids))
+        json_object_set(o, "results", ids);
+    ehr_status st = ehr_audit_record_json(r->audit, 0, o, err);
+    json_decref(o);
+    return st;
 }
 
 ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_history_q *q,
@@ -634,11 +811,34 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
     ehr_status st = EHR_OK;
     if ((q->type && (st = check_type(q->type, err))) || (st = conn_get(r, &c, err)))
         return st;
+    ehr_arena *a = ehr_arena_new();
+    if (!a)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    /* history of one resource is a read of it; of a type or all, a search */
+    ehr_store_history_q lq = *q;
+    bool glass = false;
+    st = repo_query_access(ctx, q->id ? EHR_ACCESS_READ : EHR_ACCESS_SEARCH, q->type, a,
+                           &lq.access, &glass, err);
+    if (st == EHR_EFORBIDDEN) {
+        ehr_arena_free(&a);
+        return denied(r, ctx, st, "history", q->type, q->id, err, err);
+    }
+    struct counted k = {.cb = cb, .ctx = cb_ctx, .ids = json_array()};
     /* one read transaction: the total and the page see the same snapshot */
-    if ((st = EHR_STORE_CALL(c, begin, false, err)))
-        return st;
-    st = EHR_STORE_CALL(c, history, q, cb, cb_ctx, total, err);
-    return finish(c, st, err);
+    if (!st && !(st = EHR_STORE_CALL(c, begin, false, err))) {
+        st = EHR_STORE_CALL(c, history, &lq, counted_cb, &k, total, err);
+        st = finish(c, st, err);
+    }
+    if (!st) {
+        char since[64] = "";
+        if (q->since)
+            snprintf(since, sizeof since, "_since=%lld", (long long)q->since);
+        st = audit_query(r, ctx, "history", q->type, q->id, since[0] ? since : NULL,
+                         q->count ? k.n : (long long)(total ? *total : 0), k.ids, glass, err);
+    }
+    json_decref(k.ids);
+    ehr_arena_free(&a);
+    return st;
 }
 
 ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_search *s,
@@ -648,10 +848,48 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
     ehr_status st = EHR_OK;
     if ((s->q.type && (st = check_type(s->q.type, err))) || (st = conn_get(r, &c, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, false, err)))
-        return st;
-    st = EHR_STORE_CALL(c, search, &s->q, cb, cb_ctx, s->total_none ? NULL : total, err);
-    return finish(c, st, err);
+    ehr_arena *a = ehr_arena_new();
+    if (!a)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    /* the caller's limits go into the query: totals and pages count only
+       what it may see */
+    ehr_store_query q = s->q;
+    bool glass = false;
+    st = repo_query_access(ctx, EHR_ACCESS_SEARCH, q.type, a, &q.access, &glass, err);
+    if (st == EHR_EFORBIDDEN) {
+        ehr_arena_free(&a);
+        return denied(r, ctx, st, "search", q.type, NULL, err, err);
+    }
+    size_t *tp = s->total_none ? NULL : total;
+    struct counted k = {.cb = cb, .ctx = cb_ctx, .ids = json_array()};
+    if (!st && !(st = EHR_STORE_CALL(c, begin, false, err))) {
+        st = EHR_STORE_CALL(c, search, &q, counted_cb, &k, tp, err);
+        st = finish(c, st, err);
+    }
+    if (!st)
+        st = audit_query(r, ctx, "search", q.type, NULL, s->self.data ? s->self.data : "",
+                         q.count ? k.n : (long long)(tp ? *tp : 0), k.ids, glass, err);
+    json_decref(k.ids);
+    ehr_arena_free(&a);
+    return st;
+}
+
+ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, ehr_err *err)
+{
+    if (ctx && ctx->user && !json_object_get(event, "user"))
+        json_object_set_new(event, "user", json_string(ctx->user));
+    if (ctx && ctx->role && !json_object_get(event, "role"))
+        json_object_set_new(event, "role", json_string(ctx->role));
+    if (ctx && ctx->app && !json_object_get(event, "app"))
+        json_object_set_new(event, "app", json_string(ctx->app));
+    if (ctx && ctx->client && !json_object_get(event, "client"))
+        json_object_set_new(event, "client", json_string(ctx->client));
+    return ehr_audit_record_json(r->audit, 0, event, err);
+}
+
+ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err)
+{
+    return conn_get(r, out, err);
 }
 
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err)

@@ -26,10 +26,62 @@
 
 typedef struct ehr_repo ehr_repo;
 
-/* Who is asking, for the audit log (strings borrowed, may be NULL). */
+/*
+ * Access control. The auth module decides, the repository enforces: for
+ * every interaction (including each entry of a transaction) the repository
+ * asks the caller's policy whether it may do that kind of access on that
+ * resource type, and with which patient limit; it then applies the limit
+ * inside the storage query (search, history: totals and pages count only
+ * what the caller may see) or to the resource itself (read, vread, update,
+ * patch, delete). A resource outside the limit answers exactly as one that
+ * does not exist (ENOTFOUND, "X/id is not known"); a write that would place
+ * a resource in a compartment outside the limit is EFORBIDDEN. Every
+ * decision, allowed or denied, is audited.
+ */
+typedef enum {
+    EHR_ACCESS_READ,   /* read, vread, history of one resource (SMART "r") */
+    EHR_ACCESS_SEARCH, /* search, history of a type or of everything ("s") */
+    EHR_ACCESS_CREATE, /* "c" */
+    EHR_ACCESS_UPDATE, /* update and patch ("u") */
+    EHR_ACCESS_DELETE, /* "d" */
+} ehr_access;
+
+/* The patient limit that goes with a decision. */
+typedef struct ehr_repo_limit {
+    bool limited;                /* only resources in these patients' compartments */
+    size_t n_patients;
+    const char *const *patients; /* Patient ids; must stay valid for the whole request */
+} ehr_repo_limit;
+
+typedef struct ehr_repo_policy ehr_repo_policy;
+struct ehr_repo_policy {
+    /*
+     * May the caller do `access` on resources of `type`? EHR_OK with *limit
+     * filled in, or EHR_EFORBIDDEN with the reason in err (no PHI in it).
+     * The limit's patients for one policy are the same list for every type
+     * that is limited (or one of at most two lists).
+     */
+    ehr_status (*decide)(const ehr_repo_policy *p, ehr_access access, const char *type,
+                         ehr_repo_limit *limit, ehr_err *err);
+    /* After a limited caller created a Patient (a clinician's new patient
+       joins their panel). May be NULL. */
+    void (*created_patient)(const ehr_repo_policy *p, const char *id);
+    /* Patients opened to this caller by break-glass: every access that
+       touches them is flagged in the audit log. */
+    size_t n_glass;
+    const char *const *glass;
+    void *data; /* the policy's own */
+};
+
+/* Who is asking (strings borrowed, may be NULL). */
 typedef struct ehr_repo_ctx {
-    const char *user;   /* "Practitioner/12", "system", ... */
+    const char *user;   /* "alice", "Practitioner/12", "system", ... */
     const char *client; /* network address or "cli" */
+    const char *app;    /* OAuth client id of the app, when there is one */
+    const char *role;   /* the user's role, for the audit log */
+    /* NULL: a trusted in-process caller (CLI, import, jobs): no limits.
+       Requests from the network always carry one (see src/auth/). */
+    const ehr_repo_policy *policy;
 } ehr_repo_ctx;
 
 /* What an interaction produced. Free with ehr_repo_out_free. */
@@ -105,6 +157,20 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
 /* Search (s from ehr_search_parse). */
 ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_search *s,
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
+
+/*
+ * Record an event that is not a FHIR interaction (login, token grant,
+ * break-glass, user changes: JSON object; "user", "from", "app" are filled
+ * from ctx when absent) and return once it is durable (audit.h).
+ */
+ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, ehr_err *err);
+
+/*
+ * This thread's storage connection, for modules that keep their own state
+ * in the same store (auth: users, sessions, tokens through the obj_* ops).
+ * Owned by the repository.
+ */
+ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err);
 
 /* Verify the audit chain (see store.h audit_verify). */
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "core/util.h"
-#include "store/store.h"
+#include "store/sqlite_int.h"
 
 struct sqlite_store {
     ehr_store base;
@@ -95,7 +95,13 @@ struct sqlite_conn {
     ehr_store_conn base;
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
+    struct sqlite_xconn x; /* sqlite_access.c */
 };
+
+struct sqlite_xconn *ehr_sqlite__xconn(ehr_store_conn *base)
+{
+    return &((struct sqlite_conn *)base)->x;
+}
 
 /* Versioned migrations: index i brings the schema from version i to i+1. */
 static const char *const migrations[] = {
@@ -150,6 +156,21 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    /* 2: access control and auth (src/store/sqlite_access.c). The compartment
+       of every version, so history and vread can be limited to a patient as
+       the version was then (versions older than this migration are left out
+       of limited views); module state (users, sessions, clients, tokens) as
+       small JSON documents. */
+    "CREATE TABLE version_compartment(rid INTEGER NOT NULL, patient TEXT NOT NULL,"
+    "  PRIMARY KEY(rid, patient)) WITHOUT ROWID;"
+    "CREATE INDEX version_compartment_p ON version_compartment(patient, rid);"
+    "INSERT OR IGNORE INTO version_compartment(rid, patient)"
+    "  SELECT c.rid, p.patient FROM compartment p JOIN current c ON c.key = p.key;"
+    "CREATE TABLE auth_object(kind TEXT NOT NULL, key TEXT NOT NULL, owner TEXT,"
+    "  expires INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL,"
+    "  PRIMARY KEY(kind, key)) WITHOUT ROWID;"
+    "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
+    "CREATE INDEX audit_time ON audit(time);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -250,14 +271,15 @@ static ehr_status s_connect(ehr_store *base, ehr_store_conn **out, ehr_err *err)
     if (!c)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     c->base.store = base;
-    if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+    if (sqlite3_open_v2(s->path, &c->x.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         ehr_status st = ehr_err_set(err, EHR_EIO, "cannot open database %s: %s", s->path,
-                                    c->db ? sqlite3_errmsg(c->db) : "out of memory");
-        sqlite3_close(c->db);
+                                    c->x.db ? sqlite3_errmsg(c->x.db) : "out of memory");
+        sqlite3_close(c->x.db);
         free(c);
         return st;
     }
+    c->db = c->x.db;
     ehr_status st = configure(c->db, err);
     for (int i = 0; !st && i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[i],
@@ -279,6 +301,7 @@ static void s_disconnect(ehr_store_conn *base)
     struct sqlite_conn *c = (struct sqlite_conn *)base;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->stmts[i]);
+    ehr_sqlite__xconn_close(&c->x);
     sqlite3_close(c->db);
     free(c);
 }
@@ -461,6 +484,8 @@ static ehr_status s_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE)
         return db_error(c->db, err, "updating the current version");
+    if ((res = ehr_sqlite__version_compartment(&c->x, rid, rec, idx, err)))
+        return res;
 
     if (rec->version > 1) {
         for (int i = ST_DEL_STRING; i <= ST_DEL_COMPARTMENT; i++) {
@@ -512,6 +537,8 @@ static ehr_status each_row(struct sqlite_conn *c, sqlite3_stmt *st, ehr_store_ro
 /* A statement built at run time, with its bindings collected as we go. */
 struct dyn {
     ehr_buf sql;
+    ehr_buf owned[8]; /* JSON arrays bound as text (access limits) */
+    int n_owned;
     int n;
     struct {
         int is_int, is_real;
@@ -549,6 +576,61 @@ static int dyn_real(struct dyn *d, double v)
     d->binds[d->n].is_real = 1;
     d->binds[d->n].d = v;
     return ++d->n;
+}
+
+static void dyn_free(struct dyn *d)
+{
+    ehr_buf_free(&d->sql);
+    for (int i = 0; i < d->n_owned; i++)
+        ehr_buf_free(&d->owned[i]);
+}
+
+/* Bind a JSON array of strings, for json_each(). */
+static int dyn_array(struct dyn *d, const char *const *v, size_t n)
+{
+    if (d->n_owned == 8)
+        return dyn_text(d, "[]");
+    ehr_buf *b = &d->owned[d->n_owned++];
+    *b = (ehr_buf)EHR_BUF_INIT;
+    if (ehr_sqlite__json_array(b, v, n))
+        return dyn_text(d, "[]");
+    return dyn_text(d, b->data);
+}
+
+/*
+ * The access limits of a query (store.h, ehr_store_access) as SQL over
+ * columns type_col and, for the compartment, either the current key or
+ * the version's rid.
+ */
+static void access_sql(struct dyn *d, ehr_buf *w, const ehr_store_access *a, const char *type_col,
+                       bool versions, const char *id_col)
+{
+    if (!a)
+        return;
+    if (a->n_groups == 0 || a->n_groups > 3) {
+        ehr_buf_puts(w, " AND 0");
+        return;
+    }
+    ehr_buf_puts(w, " AND (");
+    for (size_t i = 0; i < a->n_groups; i++) {
+        const struct ehr_store_access_group *g = &a->groups[i];
+        ehr_buf_puts(w, i ? " OR (1" : "(1");
+        if (g->n_types)
+            ehr_buf_printf(w, " AND %s IN (SELECT value FROM json_each(?%d))", type_col,
+                           dyn_array(d, g->types, g->n_types));
+        if (g->limited && versions)
+            ehr_buf_printf(w,
+                           " AND %s IN (SELECT rid FROM version_compartment WHERE patient IN "
+                           "(SELECT value FROM json_each(?%d)))",
+                           id_col, dyn_array(d, g->patients, g->n_patients));
+        else if (g->limited)
+            ehr_buf_printf(w,
+                           " AND %s IN (SELECT key FROM compartment WHERE patient IN "
+                           "(SELECT value FROM json_each(?%d)))",
+                           id_col, dyn_array(d, g->patients, g->n_patients));
+        ehr_buf_putc(w, ')');
+    }
+    ehr_buf_putc(w, ')');
 }
 
 static ehr_status dyn_prepare(struct sqlite_conn *c, struct dyn *d, sqlite3_stmt **out,
@@ -598,6 +680,7 @@ static ehr_status s_history(ehr_store_conn *base, const ehr_store_history_q *q, 
         ehr_buf_printf(&where, " AND last_updated >= ?%d", dyn_int(&d, q->since));
     if (q->at_or_before)
         ehr_buf_printf(&where, " AND last_updated <= ?%d", dyn_int(&d, q->at_or_before));
+    access_sql(&d, &where, q->access, "type", true, "rid");
     ehr_status res = EHR_OK;
     if (total) {
         ehr_buf_printf(&d.sql, "SELECT count(*) FROM resource%s", where.data);
@@ -615,7 +698,7 @@ static ehr_status s_history(ehr_store_conn *base, const ehr_store_history_q *q, 
         sqlite3_finalize(st);
     }
     ehr_buf_free(&where);
-    ehr_buf_free(&d.sql);
+    dyn_free(&d);
     return res;
 }
 
@@ -726,6 +809,7 @@ static ehr_status s_search(ehr_store_conn *base, const ehr_store_query *q, ehr_s
     if (q->compartment_patient)
         ehr_buf_printf(&w, " AND c.key IN (SELECT key FROM compartment WHERE patient = ?%d)",
                        dyn_text(&d, q->compartment_patient));
+    access_sql(&d, &w, q->access, "c.type", false, "c.key");
     for (size_t i = 0; i < q->n_clauses; i++) {
         const struct ehr_store_clause *cl = &q->clauses[i];
         ehr_buf_puts(&w, cl->negate ? " AND NOT (" : " AND (");
@@ -756,7 +840,7 @@ static ehr_status s_search(ehr_store_conn *base, const ehr_store_query *q, ehr_s
         sqlite3_finalize(st);
     }
     ehr_buf_free(&w);
-    ehr_buf_free(&d.sql);
+    dyn_free(&d);
     return res;
 }
 
@@ -860,4 +944,11 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .search = s_search,
     .audit_append = s_audit_append,
     .audit_verify = s_audit_verify,
+    .compartment_of = ehr_sqlite__compartment_of,
+    .audit_list = ehr_sqlite__audit_list,
+    .obj_get = ehr_sqlite__obj_get,
+    .obj_put = ehr_sqlite__obj_put,
+    .obj_del = ehr_sqlite__obj_del,
+    .obj_list = ehr_sqlite__obj_list,
+    .obj_purge = ehr_sqlite__obj_purge,
 };

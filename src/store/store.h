@@ -105,6 +105,27 @@ struct ehr_store_clause {
     const struct ehr_store_cond *conds;
 };
 
+/*
+ * Access limits from the authorization decision (repo.h, ehr_repo_access),
+ * applied inside the query so that totals and pages count only what the
+ * caller may see. A row is visible when some group admits it: its type is
+ * one of the group's types (or the group names none: any type) and, when
+ * the group is limited, it is in the compartment of one of the patients.
+ * For history, the compartment is that of each version, not the current one.
+ */
+struct ehr_store_access_group {
+    size_t n_types;
+    const char *const *types;    /* n_types 0: any type */
+    bool limited;
+    size_t n_patients;
+    const char *const *patients; /* Patient ids */
+};
+
+typedef struct ehr_store_access {
+    size_t n_groups;             /* 0 groups: nothing is visible */
+    const struct ehr_store_access_group *groups;
+} ehr_store_access;
+
 typedef struct ehr_store_query {
     const char *type;        /* NULL: every type */
     size_t n_clauses;
@@ -112,6 +133,7 @@ typedef struct ehr_store_query {
     const char *compartment_patient; /* limit to this patient's compartment, or NULL */
     size_t offset, count;    /* paging; count 0 = only the total */
     bool want_total;
+    const ehr_store_access *access; /* NULL: no limit */
 } ehr_store_query;
 
 /* Called once per match, with the current version's content. Non-OK stops. */
@@ -123,7 +145,31 @@ typedef struct ehr_store_history_q {
     int64_t since;           /* 0 = no lower bound; versions with last_updated >= since */
     int64_t at_or_before;    /* 0 = no upper bound (_at / paging snapshot) */
     size_t offset, count;
+    const ehr_store_access *access; /* NULL: no limit */
 } ehr_store_history_q;
+
+/* Called with each patient id of a compartment (compartment_of). */
+typedef ehr_status (*ehr_store_patient_cb)(void *ctx, const char *patient);
+
+/* One small document of a module's own state (auth_object table). */
+typedef struct ehr_store_obj {
+    const char *kind, *key, *owner; /* owner may be NULL */
+    int64_t expires;                /* microseconds since the epoch; 0 = never */
+    const char *doc;                /* JSON text */
+    size_t doc_len;
+} ehr_store_obj;
+typedef ehr_status (*ehr_store_obj_cb)(void *ctx, const ehr_store_obj *obj);
+
+/* Selection of audit records (audit_list). 0/NULL fields match all. */
+typedef struct ehr_store_audit_q {
+    int64_t from_seq;        /* records with seq >= from_seq */
+    int64_t since, until;    /* time range, microseconds */
+    const char *text;        /* the event JSON contains this text (a cheap prefilter) */
+    size_t limit;            /* 0: no limit */
+    bool newest_first;
+} ehr_store_audit_q;
+typedef ehr_status (*ehr_store_audit_cb)(void *ctx, int64_t seq, int64_t time, const char *event,
+                                          size_t len);
 
 /* The backend interface. Every function reports detail through err. */
 struct ehr_store_ops {
@@ -155,6 +201,30 @@ struct ehr_store_ops {
     /* check the audit chain; on a break, *bad_seq names the first bad record */
     ehr_status (*audit_verify)(ehr_store_conn *c, int64_t *n_records, int64_t *bad_seq,
                                ehr_err *err);
+
+    /* -- added with access control (src/store/sqlite_access.c) -- */
+
+    /* The patients whose compartment held version `version` of type/id
+       (0 = the current version), one cb call each. ENOTFOUND when there is
+       no such version. */
+    ehr_status (*compartment_of)(ehr_store_conn *c, const char *type, const char *id,
+                                 int64_t version, ehr_store_patient_cb cb, void *ctx,
+                                 ehr_err *err);
+    /* audit records in seq order (or newest first), filtered by q */
+    ehr_status (*audit_list)(ehr_store_conn *c, const ehr_store_audit_q *q, ehr_store_audit_cb cb,
+                             void *ctx, ehr_err *err);
+    /* Module state as small JSON documents keyed by (kind, key), with an
+       optional owner to list by and an expiry after which they are gone. */
+    ehr_status (*obj_get)(ehr_store_conn *c, const char *kind, const char *key, ehr_buf *doc,
+                          ehr_err *err);                     /* ENOTFOUND */
+    ehr_status (*obj_put)(ehr_store_conn *c, const ehr_store_obj *obj, bool create_only,
+                          ehr_err *err);                     /* EEXISTS when create_only */
+    ehr_status (*obj_del)(ehr_store_conn *c, const char *kind, const char *key, ehr_err *err);
+    /* owner NULL: all of the kind; expired ones are skipped */
+    ehr_status (*obj_list)(ehr_store_conn *c, const char *kind, const char *owner,
+                           ehr_store_obj_cb cb, void *ctx, ehr_err *err);
+    /* delete the expired documents of every kind */
+    ehr_status (*obj_purge)(ehr_store_conn *c, ehr_err *err);
 };
 
 struct ehr_store {

@@ -1,0 +1,76 @@
+/*
+ * repo_int.h - private to src/repo/: access enforcement and audit events
+ * (access.c), used by the interactions in repo.c.
+ */
+#ifndef EHR_REPO_INT_H
+#define EHR_REPO_INT_H
+
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "core/arena.h"
+#include "repo/repo.h"
+
+/* What a visibility check found out about one resource version. */
+typedef struct repo_seen {
+    bool visible;   /* the caller may see it */
+    bool glass;     /* ... only because of a break-glass grant */
+    size_t n;       /* patients recorded (at most 8; for the audit record) */
+    char ids[8][72];
+} repo_seen;
+
+/*
+ * Ask the caller's policy (none: allowed, unlimited). EFORBIDDEN is
+ * returned as it is; the caller audits it.
+ */
+ehr_status repo_decide(const ehr_repo_ctx *ctx, ehr_access access, const char *type,
+                       ehr_repo_limit *lim, ehr_err *err);
+
+/*
+ * Which patients' compartments held this version (0 = current), and may
+ * the caller see it under lim? ENOTFOUND when there is no such version.
+ */
+ehr_status repo_check_visible(ehr_store_conn *c, const ehr_repo_ctx *ctx, const ehr_repo_limit *lim,
+                              const char *type, const char *id, int64_t version, repo_seen *seen,
+                              ehr_err *err);
+
+/*
+ * May a limited caller write a resource whose compartment is idx->patients?
+ * Only when it is in at least one allowed compartment and in no other.
+ */
+ehr_status repo_check_write(const ehr_repo_ctx *ctx, const ehr_repo_limit *lim, const char *type,
+                            const ehr_store_index *idx, ehr_err *err);
+
+/*
+ * The store-level limits of a search or history over type (NULL: every
+ * type) for `access`, allocated from arena; *out NULL when unlimited.
+ * *glass is set when a break-glass patient is within them.
+ */
+ehr_status repo_query_access(const ehr_repo_ctx *ctx, ehr_access access, const char *type,
+                             ehr_arena *arena, const ehr_store_access **out, bool *glass,
+                             ehr_err *err);
+
+/* One audit event of an interaction. */
+struct repo_event {
+    const char *action;  /* "read", "vread", "search", "history", "create", "update", ... */
+    const char *outcome; /* "ok", "denied" */
+    const char *type, *id;
+    int64_t version;
+    const char *query;   /* search parameters as sent */
+    long long n;         /* results; -1: not a search */
+    const repo_seen *seen;
+    size_t n_patients;   /* written resources: their compartment */
+    const char *const *patients;
+    bool glass;          /* touched a break-glass patient */
+    const char *reason;  /* why it was denied */
+};
+
+json_t *repo_event_json(const ehr_repo_ctx *ctx, const struct repo_event *ev);
+/* Inside the caller's write transaction (commits with the change). */
+ehr_status repo_audit_in(ehr_store_conn *c, const ehr_repo_ctx *ctx, const struct repo_event *ev,
+                         int64_t when, ehr_err *err);
+/* Through the group-commit writer; returns once durable. */
+ehr_status repo_audit_now(ehr_audit *a, const ehr_repo_ctx *ctx, const struct repo_event *ev,
+                          ehr_err *err);
+
+#endif
