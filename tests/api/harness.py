@@ -57,7 +57,7 @@ __all__ = [
     'expect_status', 'expect_outcome', 'expect_fhir_json', 'outcome_expressions',
     'parse_instant', 'parse_etag_version', 'location_parts', 'strip_meta',
     'bundle_entries', 'follow_pages', 'loads_exact', 'quote', 'note', 'unique',
-    'json_equal', 'json_diff',
+    'json_equal', 'json_diff', 'dumps', 'Server', 'ServerError',
 ]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
