@@ -706,7 +706,7 @@ static void validate_resource(struct ctx *c, const json_t *v, const ehr_fhir_typ
         return;
     }
     if (expected && !ehr_fhir_type_is_a(t, expected)) {
-        issue(c, "structure", "expected a %s resource, not %s", expected->name, rt);
+        issue(c, "structure", "expected a resource of type %s, not %s", expected->name, rt);
         return;
     }
     if (contained) {
