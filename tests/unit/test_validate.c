@@ -262,6 +262,39 @@ static const struct vcase cases[] = {
     {"narrative without xmlns", NULL,
      "{" PAT ",'text':{'status':'generated','div':'<div>a</div>'}}",
      {"W:value@Patient.text.div"}},
+    {"narrative not well-formed", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<p>a</div>'}}",
+     {"value@Patient.text.div"}},
+    {"narrative with a form", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<form action=\\'x\\'>a</form></div>'}}",
+     {"invariant@Patient.text.div"}},
+    {"narrative with an event handler", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<p onclick=\\'x()\\'>a</p></div>'}}",
+     {"invariant@Patient.text.div"}},
+    {"narrative with a javascript link", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<a href=\\' javascript:x()\\'>a</a></div>'}}",
+     {"invariant@Patient.text.div"}},
+    {"narrative without content", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<p> </p></div>'}}",
+     {"invariant@Patient.text.div"}},
+    {"narrative with an HTML entity", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "a&nbsp;b</div>'}}",
+     {"value@Patient.text.div"}},
+    {"narrative in another namespace", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://example.org\\'>a</div>'}}",
+     {"value@Patient.text.div"}},
+    {"narrative, rich but valid", NULL,
+     "{" PAT ",'text':{'status':'generated','div':'<div xmlns=\\'http://www.w3.org/1999/xhtml\\'>"
+     "<table class=\\'x\\'><tr><td style=\\'color:red\\'>a &amp; &#160;b</td></tr></table>"
+     "<img src=\\'#a\\' alt=\\'\\'/><a href=\\'http://example.org\\'>l</a><br/></div>'}}",
+     {NULL}},
+    {"_element null", NULL, "{" PAT ",'_birthDate':null}", {"structure@Patient.birthDate"}},
     {"narrative without div", NULL, "{" PAT ",'text':{'status':'generated'}}",
      {"required@Patient.text.div"}},
     {"reference to wrong type", NULL,
