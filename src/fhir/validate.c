@@ -431,7 +431,7 @@ static void validate_value(struct ctx *c, const ehr_fhir_element *e, const ehr_f
                   e->name);
             return;
         }
-        if ((v && json_is_null(v)) || (!v && json_is_null(ext))) {
+        if ((v && json_is_null(v)) || (ext && json_is_null(ext))) {
             issue(c, "structure", "null is not a value: leave the element out");
             return;
         }
