@@ -290,34 +290,15 @@ static bool check_primitive(struct ctx *c, const ehr_fhir_element *e, const ehr_
     return true;
 }
 
-/* The narrative's div: XHTML that must not carry scripts or forms (txt-1
-   checks the element and attribute names; this looks for the ones that
-   can run code). */
+/* The narrative's div: XHTML with only basic formatting (txt-1, txt-2). */
 static void check_div(struct ctx *c, const json_t *v)
 {
-    const char *s = ehr_json_string(v);
-    if (!s)
-        return;
-    static const char *const banned[] = {"<script", "<form", "<iframe", "<object", "<embed",
-                                         "<input", "<button", "<style", "<base", "<link",
-                                         "<meta", "<frame", "<applet"};
-    for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++) {
-        size_t n = strlen(banned[i]);
-        for (const char *p = strcasestr(s, banned[i]); p; p = strcasestr(p + 1, banned[i])) {
-            char after = p[n];
-            if (after == '>' || after == ' ' || after == '/' || after == '\t' || after == '\n' ||
-                after == '\r') {
-                issue(c, "invariant",
-                      "narrative may not contain %s> elements (txt-1): only basic XHTML "
-                      "formatting is allowed",
-                      banned[i]);
-                return;
-            }
-        }
-    }
-    if (!strstr(s, "http://www.w3.org/1999/xhtml"))
-        warning(c, "value",
-                "narrative div should declare xmlns=\"http://www.w3.org/1999/xhtml\"");
+    char why[400];
+    int rc = ehr_fhir_narrative_check(ehr_json_string(v), json_string_length(v), why, sizeof why);
+    if (rc < 0)
+        issue(c, rc == -2 ? "invariant" : "value", "%s", why);
+    else if (rc > 0)
+        warning(c, "value", "%s", why);
 }
 
 /* ---- complex values ------------------------------------------------------ */
@@ -450,7 +431,7 @@ static void validate_value(struct ctx *c, const ehr_fhir_element *e, const ehr_f
                   e->name);
             return;
         }
-        if (v && json_is_null(v)) {
+        if ((v && json_is_null(v)) || (ext && json_is_null(ext))) {
             issue(c, "structure", "null is not a value: leave the element out");
             return;
         }
@@ -706,7 +687,7 @@ static void validate_resource(struct ctx *c, const json_t *v, const ehr_fhir_typ
         return;
     }
     if (expected && !ehr_fhir_type_is_a(t, expected)) {
-        issue(c, "structure", "expected a %s resource, not %s", expected->name, rt);
+        issue(c, "structure", "expected a resource of type %s, not %s", expected->name, rt);
         return;
     }
     if (contained) {
