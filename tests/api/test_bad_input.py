@@ -160,6 +160,24 @@ MATRIX = [
     ('missing required element (Observation.status, 1..1) answers 400 naming Observation.status', 'POST',
      '/fhir/Observation', {k: v for k, v in observation('nostatus').items() if k != 'status'}, 400,
      r'Observation\.status'),
+    # json.html: string property values can never be empty
+    ('an empty string answers 400 naming Patient.name[0].family', 'POST', '/fhir/Patient',
+     patient('emptystr', name=[{'family': ''}]), 400, r'Patient\.name(\[0\])?\.family'),
+    # datatypes.html: integer is a 32-bit signed value
+    ('an integer out of range (2^31) answers 400 naming Patient.multipleBirthInteger', 'POST', '/fhir/Patient',
+     patient('bigint', multipleBirthInteger=2147483648), 400,
+     r'Patient\.multipleBirth(Integer|\.ofType\(integer\))?'),
+    ('a decimal where an integer is expected answers 400 naming Patient.multipleBirthInteger', 'POST',
+     '/fhir/Patient', '{"resourceType":"Patient","multipleBirthInteger":1.5}', 400,
+     r'Patient\.multipleBirth(Integer|\.ofType\(integer\))?'),
+    ('a number as a string (valueQuantity.value "72") answers 400', 'POST', '/fhir/Observation',
+     observation('strnum', valueQuantity={'value': '72', 'unit': '/min'}), 400,
+     r'Observation\.value(Quantity|\.ofType\(Quantity\))\.value'),
+    # Extension.url is 1..1
+    ('an extension without url answers 400 naming Patient.extension[0].url', 'POST', '/fhir/Patient',
+     patient('exturl', extension=[{'valueString': 'x'}]), 400, r'Patient\.extension(\[0\])?\.url'),
+    ('a JSON body nested 100000 deep answers 400 (and the server lives)', 'POST', '/fhir/Patient',
+     '{"resourceType":"Patient","extension":' + '[' * 100000 + ']' * 100000 + '}', 400, None),
     ('id in the body differs from the URL on update answers 400', 'PUT', T,
      patient('target', id='someone-else'), 400, None),
     ('no id in the body on update answers 400', 'PUT', T,
@@ -172,6 +190,15 @@ MATRIX = [
 
 for name, method, path, body, statuses, expr in MATRIX:
     test_expect_success(name, bad(method, path, body, statuses, expr))
+
+
+def t_bad_since():
+    for path in ('/fhir/Patient/_history?_since=yesterday', '/fhir/_history?_since=2024-13-45T00:00:00Z',
+                 '/fhir/Patient/%s/_history?_since=2024-02-30T00:00:00Z' % TARGET_ID):
+        expect_outcome(c.get(path), 400)
+
+
+test_expect_success('history with a malformed _since answers 400', t_bad_since)
 
 test_expect_success('every issue is listed: bad birthDate and bad gender together name both fields',
                     bad('POST', '/fhir/Patient', patient('two', birthDate='2024-02-30', gender='robot'),
