@@ -136,6 +136,17 @@ def _free_port():
 _servers = []
 
 
+def _killpg(p):
+    """SIGKILL the server's process group (it was started in its own session).
+    Only while the process has not been reaped, so that the group id is still ours."""
+    if p.returncode is not None:
+        return
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class Server:
     """
     One `ehr serve` process on a loopback port. The database lives in a
@@ -177,9 +188,11 @@ class Server:
             self.logs.append(self.log_path)
             log = open(self.log_path, 'wb')
             try:
+                # its own process group: a Ctrl-C on the test does not reach it
+                # directly, and a kill takes any children with it
                 self.proc = subprocess.Popen(self.command(port), stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=subprocess.STDOUT,
-                                             cwd=self.tmpdir)
+                                             cwd=self.tmpdir, start_new_session=True)
             finally:
                 log.close()
             self.port = port
@@ -221,8 +234,7 @@ class Server:
         p = self.proc
         if p is None:
             return None
-        if p.poll() is None:
-            p.kill()
+        _killpg(p)
         try:
             rc = p.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -243,7 +255,7 @@ class Server:
                 p.wait(timeout)
                 how = 'SIGTERM'
             except subprocess.TimeoutExpired:
-                p.kill()
+                _killpg(p)
                 p.wait(timeout)
                 how = 'SIGTERM, then SIGKILL after %gs' % timeout
         else:
@@ -258,8 +270,7 @@ class Server:
         p = self.proc
         if p is None:
             return
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGKILL)
+        _killpg(p)
         p.wait(STOP_TIMEOUT)
         self.exit_codes.append(('SIGKILL', p.returncode))
         self.proc = None
