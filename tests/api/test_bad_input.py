@@ -380,6 +380,20 @@ test_expect_success('--max-body %d: one byte over answers 413, just under is acc
 test_expect_success('--max-body: a chunked body (no Content-Length) over the limit answers 413', t_max_body_chunked)
 
 
+def t_disconnect():
+    # clients that go away mid-body must not leave a write behind or wedge a worker
+    data = dumps(patient('halfsent')).encode('utf-8')
+    for _ in range(20):
+        s = socket.create_connection(('127.0.0.1', srv.port), timeout=10)
+        s.sendall(b'POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n'
+                  b'Content-Length: %d\r\n\r\n' % len(data) + data[:len(data) // 2])
+        s.close()
+    store_unchanged('20 clients disconnecting mid-body')
+
+
+test_expect_success('clients disconnecting mid-body leave nothing stored and the server answering', t_disconnect)
+
+
 def t_nothing_stored():
     store_unchanged('the whole matrix')
     r = c.get('/fhir/Patient?identifier=%s' % quote(SYS + '|'))
