@@ -71,8 +71,8 @@ static bool suffix_is(const char *s, size_t len, const char *code)
     return s[0] == c0 && memcmp(s + 1, code + 1, len - 1) == 0;
 }
 
-const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name,
-                                              size_t len, const ehr_fhir_type **choice_type)
+const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name, size_t len,
+                                              const ehr_fhir_type **choice_type)
 {
     if (!t || !name || len == 0)
         return NULL;

@@ -22,9 +22,9 @@
 
 typedef enum {
     EHR_FHIR_KIND_PRIMITIVE,
-    EHR_FHIR_KIND_COMPLEX,   /* data types: HumanName, Quantity, Element, ... */
+    EHR_FHIR_KIND_COMPLEX, /* data types: HumanName, Quantity, Element, ... */
     EHR_FHIR_KIND_RESOURCE,
-    EHR_FHIR_KIND_BACKBONE,  /* inline element types, "Patient.contact" */
+    EHR_FHIR_KIND_BACKBONE, /* inline element types, "Patient.contact" */
 } ehr_fhir_kind;
 
 /* Lexical format of a primitive type (FHIR R4 datatypes, 2.24.0.1). */
@@ -77,37 +77,37 @@ struct ehr_fhir_valueset {
 };
 
 struct ehr_fhir_element {
-    const char *name;            /* "birthDate"; a choice is "value" with is_choice */
-    const char *path;            /* "Patient.birthDate", "Observation.value[x]" */
-    bool is_choice;              /* value[x]: JSON names are name + TypeName */
-    bool is_array;               /* max > 1 in the base definition */
+    const char *name; /* "birthDate"; a choice is "value" with is_choice */
+    const char *path; /* "Patient.birthDate", "Observation.value[x]" */
+    bool is_choice;   /* value[x]: JSON names are name + TypeName */
+    bool is_array;    /* max > 1 in the base definition */
     bool is_summary;
     bool is_modifier;
     uint32_t min;
-    uint32_t max;                /* UINT32_MAX for "*" */
+    uint32_t max; /* UINT32_MAX for "*" */
     uint16_t n_types;
-    const ehr_fhir_type *const *types; /* for a choice, every allowed type; a
-                                          backbone or contentReference element
-                                          has its one backbone type */
+    const ehr_fhir_type *const *types;  /* for a choice, every allowed type; a
+                                           backbone or contentReference element
+                                           has its one backbone type */
     const char *const *target_profiles; /* Reference/canonical targets: type names
                                            ("Patient"), NULL-terminated, or NULL */
     const ehr_fhir_valueset *binding;   /* required binding, or NULL */
 };
 
 struct ehr_fhir_type {
-    const char *name;            /* "Patient", "HumanName", "string", "Patient.contact" */
+    const char *name; /* "Patient", "HumanName", "string", "Patient.contact" */
     ehr_fhir_kind kind;
-    ehr_fhir_prim prim;          /* for primitives */
-    bool is_abstract;            /* Resource, DomainResource, Element, BackboneElement */
-    const ehr_fhir_type *base;   /* Patient -> DomainResource -> Resource; NULL at the root */
+    ehr_fhir_prim prim;        /* for primitives */
+    bool is_abstract;          /* Resource, DomainResource, Element, BackboneElement */
+    const ehr_fhir_type *base; /* Patient -> DomainResource -> Resource; NULL at the root */
     uint32_t n_elements;
     const ehr_fhir_element *elements; /* all elements including inherited ones
                                          (id, meta, extension ...), sorted by name */
-    const char *code;            /* the FHIR type code, which is also the suffix of
-                                    choice element names ("valueQuantity"): the
-                                    name itself, except for the constrained types
-                                    SimpleQuantity and MoneyQuantity ("Quantity") and
-                                    backbone types ("BackboneElement" or "Element") */
+    const char *code;                 /* the FHIR type code, which is also the suffix of
+                                         choice element names ("valueQuantity"): the
+                                         name itself, except for the constrained types
+                                         SimpleQuantity and MoneyQuantity ("Quantity") and
+                                         backbone types ("BackboneElement" or "Element") */
 };
 
 /*
@@ -144,8 +144,8 @@ const ehr_fhir_type *ehr_fhir_resource_type(const char *name);
  * underscore (the JSON form of a primitive's id and extensions) is not
  * accepted here; strip it first. Returns NULL for an unknown name.
  */
-const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name,
-                                              size_t len, const ehr_fhir_type **choice_type);
+const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name, size_t len,
+                                              const ehr_fhir_type **choice_type);
 
 /* True when t is ancestor or derives from it (Patient is-a Resource). */
 bool ehr_fhir_type_is_a(const ehr_fhir_type *t, const ehr_fhir_type *ancestor);

@@ -129,14 +129,20 @@ static const char *json_kind(const json_t *v)
     if (ehr_json_is_number(v))
         return "a number";
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
     case JSON_INTEGER:
-    case JSON_REAL: return "a number";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "a value";
 }
@@ -145,12 +151,15 @@ static const char *json_kind(const json_t *v)
 static const char *prim_json(ehr_fhir_prim p)
 {
     switch (p) {
-    case EHR_PRIM_BOOLEAN: return "a JSON boolean (true or false, without quotes)";
+    case EHR_PRIM_BOOLEAN:
+        return "a JSON boolean (true or false, without quotes)";
     case EHR_PRIM_INTEGER:
     case EHR_PRIM_UNSIGNEDINT:
     case EHR_PRIM_POSITIVEINT:
-    case EHR_PRIM_DECIMAL: return "a JSON number (without quotes)";
-    default: return "a JSON string";
+    case EHR_PRIM_DECIMAL:
+        return "a JSON number (without quotes)";
+    default:
+        return "a JSON string";
     }
 }
 
@@ -179,9 +188,9 @@ static void choice_names(const ehr_fhir_element *e, char *buf, size_t size)
     buf[0] = 0;
     for (uint16_t k = 0; k < e->n_types && n + 1 < size; k++) {
         const char *code = e->types[k]->code;
-        int w = snprintf(buf + n, size - n, "%s%s%c%s", k ? ", " : "", e->name,
-                         code[0] >= 'a' && code[0] <= 'z' ? code[0] - 'a' + 'A' : code[0],
-                         code + 1);
+        int w =
+            snprintf(buf + n, size - n, "%s%s%c%s", k ? ", " : "", e->name,
+                     code[0] >= 'a' && code[0] <= 'z' ? code[0] - 'a' + 'A' : code[0], code + 1);
         if (w < 0 || (size_t)w >= size - n) {
             if (size > 4)
                 memcpy(buf + size - 4, "...", 4);
@@ -270,11 +279,10 @@ static bool check_primitive(struct ctx *c, const ehr_fhir_element *e, const ehr_
                   "in a property named '_' + its name",
                   t->name, prim_json(p));
         else if (ehr_json_is_string(v) && p != EHR_PRIM_BOOLEAN)
-            issue(c, "structure", "a %s must be %s, not a string: write %s without quotes",
-                  t->name, prim_json(p), ehr_json_string(v));
+            issue(c, "structure", "a %s must be %s, not a string: write %s without quotes", t->name,
+                  prim_json(p), ehr_json_string(v));
         else
-            issue(c, "structure", "a %s must be %s, not %s", t->name, prim_json(p),
-                  json_kind(v));
+            issue(c, "structure", "a %s must be %s, not %s", t->name, prim_json(p), json_kind(v));
         return false;
     }
     const char *why = ehr_fhir_primitive_check(p, text, len);
@@ -321,8 +329,8 @@ static void check_coding_binding(struct ctx *c, const ehr_fhir_valueset *vs, con
     path_reset(c, m);
 }
 
-static void check_complex_binding(struct ctx *c, const ehr_fhir_element *e,
-                                  const ehr_fhir_type *t, const json_t *v)
+static void check_complex_binding(struct ctx *c, const ehr_fhir_element *e, const ehr_fhir_type *t,
+                                  const json_t *v)
 {
     const ehr_fhir_valueset *vs = e->binding;
     if (!c->bindings || !vs || !vs->complete)
@@ -440,8 +448,7 @@ static void validate_value(struct ctx *c, const ehr_fhir_element *e, const ehr_f
     }
     /* repeating: an array, even of one */
     if ((v && !json_is_array(v)) || (ext && !json_is_array(ext))) {
-        issue(c, "structure", "%s repeats, so its value must be an array: wrap it in [ ]",
-              e->name);
+        issue(c, "structure", "%s repeats, so its value must be an array: wrap it in [ ]", e->name);
         return;
     }
     size_t n = v ? json_array_size(v) : 0, nx = ext ? json_array_size(ext) : 0;
@@ -483,8 +490,8 @@ static void validate_value(struct ctx *c, const ehr_fhir_element *e, const ehr_f
 /* ---- objects ------------------------------------------------------------ */
 
 struct slot {
-    const char *key;         /* the JSON property that gave this element a value */
-    const ehr_fhir_type *t;  /* for a choice, the variant used */
+    const char *key;        /* the JSON property that gave this element a value */
+    const ehr_fhir_type *t; /* for a choice, the variant used */
 };
 
 static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_type *t)
@@ -619,8 +626,8 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
                     issue(c, "required", "missing required element %s[x] (one of %s)", e->name,
                           names);
                 } else {
-                    issue(c, "required", "missing required element '%s' (%s has %u..%s)",
-                          e->name, e->path, e->min, e->max == UINT32_MAX ? "*" : "1");
+                    issue(c, "required", "missing required element '%s' (%s has %u..%s)", e->name,
+                          e->path, e->min, e->max == UINT32_MAX ? "*" : "1");
                 }
                 path_reset(c, m);
             }
@@ -636,8 +643,7 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
                       "an extension has either a value[x] or nested extensions, not both "
                       "(ext-1)");
             else if (!has_v && !has_x)
-                issue(c, "invariant",
-                      "an extension needs a value[x] or nested extensions (ext-1)");
+                issue(c, "invariant", "an extension needs a value[x] or nested extensions (ext-1)");
         }
     }
     if (slots != local)

@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <string.h>
 
 #include "fhir/model.h"
@@ -19,7 +21,8 @@ static const ehr_fhir_type *type(const char *name)
 static const ehr_fhir_element *elem(const char *tname, const char *json_name,
                                     const ehr_fhir_type **ct)
 {
-    const ehr_fhir_element *e = ehr_fhir_element_find(type(tname), json_name, strlen(json_name), ct);
+    const ehr_fhir_element *e =
+        ehr_fhir_element_find(type(tname), json_name, strlen(json_name), ct);
     assert_non_null(e);
     return e;
 }
@@ -108,8 +111,8 @@ static void test_lookup(void **state)
 
 static void test_inherited(void **state)
 {
-    const char *names[] = {"id", "meta", "implicitRules", "language", "text", "contained",
-                           "extension", "modifierExtension"};
+    const char *names[] = {"id",   "meta",      "implicitRules", "language",
+                           "text", "contained", "extension",     "modifierExtension"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         elem("Patient", names[i], NULL);
     /* Resource.id has type id (the R4 snapshots say System.String) */
