@@ -623,11 +623,15 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
                 if (e->is_choice) {
                     char names[600];
                     choice_names(e, names, sizeof names);
-                    issue(c, "required", "missing required element %s[x] (one of %s)", e->name,
+                    issue(c, "required", "missing required element %s[x]: add one of %s", e->name,
                           names);
                 } else {
-                    issue(c, "required", "missing required element '%s' (%s has %u..%s)", e->name,
-                          e->path, e->min, e->max == UINT32_MAX ? "*" : "1");
+                    char max[16] = "*";
+                    if (e->max != UINT32_MAX)
+                        snprintf(max, sizeof max, "%u", e->max);
+                    issue(c, "required",
+                          "missing required element '%s' (%s has cardinality %u..%s): add it",
+                          e->name, e->path, e->min, max);
                 }
                 path_reset(c, m);
             }
