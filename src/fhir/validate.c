@@ -172,25 +172,15 @@ static const char *similar_name(const ehr_fhir_type *t, const char *key)
     return NULL;
 }
 
-/* The element named name (a choice by its bare name, "value"), or NULL. */
-static const ehr_fhir_element *element_named(const ehr_fhir_type *t, const char *name)
-{
-    for (uint32_t i = 0; i < t->n_elements; i++)
-        if (strcmp(t->elements[i].name, name) == 0)
-            return &t->elements[i];
-    return NULL;
-}
-
 /* "valueQuantity, valueString, ..." for a choice element, into buf */
 static void choice_names(const ehr_fhir_element *e, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = 0;
-    for (uint16_t k = 0; k < e->n_types && n + 1 < size; k++) {
-        const char *code = e->types[k]->code;
-        int w =
-            snprintf(buf + n, size - n, "%s%s%c%s", k ? ", " : "", e->name,
-                     code[0] >= 'a' && code[0] <= 'z' ? code[0] - 'a' + 'A' : code[0], code + 1);
+    for (uint16_t k = 0; k < e->n_types; k++) {
+        char name[80];
+        ehr_fhir_json_name(e, e->types[k], name, sizeof name);
+        int w = snprintf(buf + n, size - n, "%s%s", k ? ", " : "", name);
         if (w < 0 || (size_t)w >= size - n) {
             if (size > 4)
                 memcpy(buf + size - 4, "...", 4);
@@ -638,8 +628,8 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
         }
         /* ext-1: an extension has a value or nested extensions, not both */
         if (t == c->t_extension) {
-            const ehr_fhir_element *ve = element_named(t, "value");
-            const ehr_fhir_element *xe = element_named(t, "extension");
+            const ehr_fhir_element *ve = ehr_fhir_element_get(t, "value", 5);
+            const ehr_fhir_element *xe = ehr_fhir_element_get(t, "extension", 9);
             bool has_v = ve && slots[ve - t->elements].key;
             bool has_x = xe && slots[xe - t->elements].key;
             if (has_v && has_x)

@@ -196,6 +196,36 @@ static void test_choice(void **state)
     elem("Dosage.doseAndRate", "doseQuantity", &ct);
     assert_int_equal(ct, type("SimpleQuantity"));
     assert_string_equal(ct->code, "Quantity");
+    /* by FHIR name, and back to JSON names */
+    e = ehr_fhir_element_get(type("Observation"), "value", 5);
+    assert_non_null(e);
+    assert_true(e->is_choice);
+    assert_null(ehr_fhir_element_get(type("Observation"), "valueQuantity", 13));
+    assert_int_equal(ehr_fhir_element_get(type("Patient"), "birthDate", 9),
+                     elem("Patient", "birthDate", NULL));
+    char buf[32];
+    assert_int_equal(ehr_fhir_json_name(e, type("dateTime"), buf, sizeof buf), 13);
+    assert_string_equal(buf, "valueDateTime");
+    ehr_fhir_json_name(e, type("SimpleQuantity"), buf, sizeof buf);
+    assert_string_equal(buf, "valueQuantity");
+    assert_int_equal(ehr_fhir_json_name(e, type("CodeableConcept"), buf, 6), 20);
+    assert_string_equal(buf, "value");
+    ehr_fhir_json_name(elem("Patient", "birthDate", NULL), type("date"), buf, sizeof buf);
+    assert_string_equal(buf, "birthDate");
+    /* every choice type's JSON name finds the element and the type again */
+    for (size_t i = 0; i < ehr_fhir_n_types; i++) {
+        const ehr_fhir_type *t = &ehr_fhir_types[i];
+        for (uint32_t k = 0; k < t->n_elements; k++) {
+            const ehr_fhir_element *ce = &t->elements[k];
+            for (uint16_t x = 0; ce->is_choice && x < ce->n_types; x++) {
+                char jn[80];
+                size_t len = ehr_fhir_json_name(ce, ce->types[x], jn, sizeof jn);
+                assert_true(len < sizeof jn);
+                assert_int_equal(ehr_fhir_element_find(t, jn, len, &ct), ce);
+                assert_int_equal(ct, ce->types[x]);
+            }
+        }
+    }
     /* choice_type may be NULL */
     assert_non_null(ehr_fhir_element_find(type("Observation"), "valueBoolean", 12, NULL));
 }
