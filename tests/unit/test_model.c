@@ -320,6 +320,40 @@ static void test_bindings(void **state)
     assert_true(ehr_fhir_valueset_has(elem("Quantity", "comparator", NULL)->binding, NULL, "<="));
 }
 
+/* The package patches some R4 definitions; the model is R4's (see gen_model.js). */
+static void test_r4_not_medplum(void **state)
+{
+    const ehr_fhir_type *ct;
+    assert_null(ehr_fhir_element_find(type("Meta"), "project", 7, NULL));
+    assert_null(ehr_fhir_element_find(type("Meta"), "compartment", 11, NULL));
+    assert_int_equal(type("Meta")->n_elements, 8); /* id extension versionId lastUpdated
+                                                      source profile security tag */
+    assert_null(ehr_fhir_element_find(type("Binary"), "url", 3, NULL));
+    assert_null(ehr_fhir_element_find(type("ResearchStudy"), "name", 4, NULL));
+    elem("ResearchStudy", "sponsor", NULL);
+    const ehr_fhir_element *e = elem("EvidenceVariable.characteristic", "definitionReference", &ct);
+    assert_int_equal(e->min, 1);
+    assert_int_equal(ct, type("Reference"));
+    elem("EvidenceVariable.characteristic", "groupMeasure", NULL);
+    assert_null(ehr_fhir_type_find("EvidenceVariable.characteristic.definitionByCombination", 56));
+    elem("Bundle.entry.response", "outcome", &ct);
+    assert_int_equal(ct, type("Resource"));
+    e = elem("AuditEvent.source", "observer", NULL);
+    for (const char *const *p = e->target_profiles; *p; p++)
+        assert_non_null(ehr_fhir_resource_type(*p));
+    e = elem("DetectedIssue", "status", NULL);
+    assert_string_equal(e->binding->url, "http://hl7.org/fhir/ValueSet/observation-status");
+    /* long paths that dataelements.json can't tell apart stay */
+    elem("MedicinalProductIngredient.specifiedSubstance.strength", "presentation", NULL);
+    elem("MedicinalProductIngredient.specifiedSubstance.strength", "presentationLowLimit", NULL);
+    /* every Reference target is an R4 resource type (or Resource) */
+    for (size_t i = 0; i < ehr_fhir_n_types; i++)
+        for (uint32_t k = 0; k < ehr_fhir_types[i].n_elements; k++)
+            for (const char *const *p = ehr_fhir_types[i].elements[k].target_profiles; p && *p; p++)
+                if (!ehr_fhir_type_find(*p, strlen(*p)))
+                    fail_msg("%s: unknown target %s", ehr_fhir_types[i].elements[k].path, *p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_choice),
         cmocka_unit_test(test_backbone_and_references),
         cmocka_unit_test(test_bindings),
+        cmocka_unit_test(test_r4_not_medplum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
