@@ -119,7 +119,10 @@ struct ehr_fhir_type {
  *  - an element's types use the constrained type where the definition names
  *    a profile (MedicationRequest.dispenseRequest.quantity is SimpleQuantity);
  *  - elements of type Resource (contained, Bundle.entry.resource) hold any
- *    resource, selected by its resourceType.
+ *    resource, selected by its resourceType;
+ *  - the package patches a few R4 definitions (Meta.project, Binary.url,
+ *    R5 shapes of ResearchStudy and EvidenceVariable.characteristic, the R4B
+ *    SubscriptionStatus); the generator undoes that, so the tables are R4's.
  */
 
 /* All types, sorted by name. */
