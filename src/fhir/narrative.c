@@ -22,11 +22,13 @@
 /* txt-1: the basic HTML formatting elements (as the reference validator
    reads HTML 4.0 chapters 7-11 and 15), sorted */
 static const char *const allowed_elements[] = {
-    "a", "abbr", "acronym", "address", "area", "b", "bdo", "big", "blockquote", "br",
-    "caption", "center", "cite", "code", "col", "colgroup", "dd", "del", "dfn", "div", "dl",
-    "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
-    "li", "map", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strike", "strong",
-    "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul", "var",
+    "a",      "abbr",    "acronym", "address", "area",  "b",     "bdo",      "big",   "blockquote",
+    "br",     "caption", "center",  "cite",    "code",  "col",   "colgroup", "dd",    "del",
+    "dfn",    "div",     "dl",      "dt",      "em",    "font",  "h1",       "h2",    "h3",
+    "h4",     "h5",      "h6",      "hr",      "i",     "img",   "ins",      "kbd",   "li",
+    "map",    "ol",      "p",       "pre",     "q",     "s",     "samp",     "small", "span",
+    "strike", "strong",  "sub",     "sup",     "table", "tbody", "td",       "tfoot", "th",
+    "thead",  "tr",      "tt",      "u",       "ul",    "var",
 };
 
 static int cmp_name(const void *key, const void *elem)
@@ -112,8 +114,7 @@ static void walk(struct walk *w, xmlNode *n, unsigned depth)
         for (xmlAttr *a = n->properties; a; a = a->next) {
             const char *an = (const char *)a->name;
             if (strncasecmp(an, "on", 2) == 0) {
-                fail(w, "narrative may not have event handler attributes such as %s (txt-1)",
-                     an);
+                fail(w, "narrative may not have event handler attributes such as %s (txt-1)", an);
                 return;
             }
             if (strcasecmp(an, "href") == 0 || strcasecmp(an, "src") == 0) {

@@ -7,12 +7,14 @@
  * Reports counts (passed / failed / skipped) and validation throughput.
  * Skipped, with the reason, when the shared data is absent.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
-#include <dirent.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +105,7 @@ static void print_issues(const char *what, const ehr_fhir_issues *l)
     for (size_t i = 0; i < l->n; i++)
         print_message("  %s: %s: %s: %s\n", what,
                       l->items[i].severity <= EHR_SEV_ERROR ? "error" : "warning",
-                      l->items[i].expression ? l->items[i].expression : "-",
-                      l->items[i].message);
+                      l->items[i].expression ? l->items[i].expression : "-", l->items[i].message);
 }
 
 static void test_us_core_examples(void **state)
