@@ -14,22 +14,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr validate [--type TYPE] [--no-bindings] FILE...\n"
-            "\n"
-            "Checks each FILE (a FHIR R4 resource in JSON; '-' reads standard input) against\n"
-            "the base specification: element names, JSON types, cardinality, choice types,\n"
-            "primitive formats, required bindings, contained and Bundle entry resources.\n"
-            "Profiles (meta.profile) are not checked.\n"
-            "\n"
-            "  --type TYPE    validate as TYPE (a resource or data type, e.g. HumanName)\n"
-            "  --no-bindings  don't check codes against required value sets\n"
-            "  --max-issues N report at most N issues per file (default 100)\n"
-            "\n"
-            "Prints nothing for a valid file. Otherwise prints one line per issue,\n"
-            "  FILE: error: Patient.birthDate: message\n"
-            "Exit status: 0 all valid, 1 some file invalid, 2 unreadable file, bad JSON,\n"
-            "or usage error.\n");
+    fprintf(f, "usage: ehr validate [--type TYPE] [--no-bindings] [--max-issues N] FILE...\n"
+               "\n"
+               "Checks each FILE (a FHIR R4 resource in JSON; '-' reads standard input) against\n"
+               "the base specification: element names, JSON types, cardinality, choice types,\n"
+               "primitive formats, required bindings, contained and Bundle entry resources.\n"
+               "Profiles (meta.profile) are not checked.\n"
+               "\n"
+               "  --type TYPE    validate as TYPE (a resource or data type, e.g. HumanName)\n"
+               "  --no-bindings  don't check codes against required value sets\n"
+               "  --max-issues N report at most N issues per file (default 100)\n"
+               "\n"
+               "Prints nothing for a valid file. Otherwise prints one line per issue,\n"
+               "  FILE: error: Patient.birthDate: message\n"
+               "Exit status: 0 all valid, 1 some file invalid, 2 unreadable file, bad JSON,\n"
+               "or usage error.\n");
 }
 
 static int read_all(const char *file, ehr_buf *b)
@@ -64,10 +63,14 @@ static int read_all(const char *file, ehr_buf *b)
 static const char *sev_word(ehr_fhir_severity s)
 {
     switch (s) {
-    case EHR_SEV_FATAL: return "fatal";
-    case EHR_SEV_ERROR: return "error";
-    case EHR_SEV_WARNING: return "warning";
-    case EHR_SEV_INFORMATION: return "information";
+    case EHR_SEV_FATAL:
+        return "fatal";
+    case EHR_SEV_ERROR:
+        return "error";
+    case EHR_SEV_WARNING:
+        return "warning";
+    case EHR_SEV_INFORMATION:
+        return "information";
     }
     return "error";
 }
@@ -147,8 +150,10 @@ int ehr_cmd_validate(int argc, char **argv)
         return 2;
     }
     if (opts.type && !ehr_fhir_type_find(opts.type, strlen(opts.type))) {
-        fprintf(stderr, "ehr validate: unknown type '%s' (names are case-sensitive: Patient, "
-                        "HumanName, date)\n", opts.type);
+        fprintf(stderr,
+                "ehr validate: unknown type '%s' (names are case-sensitive: Patient, "
+                "HumanName, date)\n",
+                opts.type);
         return 2;
     }
     int worst = 0;

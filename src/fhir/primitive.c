@@ -377,9 +377,9 @@ static const char *check_xhtml(const char *s, size_t len)
         b--;
     if (b - a < 5 || memcmp(s + a, "<div", 4) != 0 ||
         !(s[a + 4] == '>' || s[a + 4] == '/' || is_space(s[a + 4])))
-        return "narrative must be XHTML whose root element is <div xmlns=\"http://www.w3.org/1999/xhtml\">";
-    if (!(b - a >= 10 && memcmp(s + b - 6, "</div>", 6) == 0) &&
-        !(memcmp(s + b - 2, "/>", 2) == 0))
+        return "narrative must be XHTML whose root element is <div "
+               "xmlns=\"http://www.w3.org/1999/xhtml\">";
+    if (!(b - a >= 10 && memcmp(s + b - 6, "</div>", 6) == 0) && !(memcmp(s + b - 2, "/>", 2) == 0))
         return "narrative XHTML must end with </div>";
     return NULL;
 }

@@ -73,4 +73,15 @@ ehr_status ehr_fhir_validate_ex(const json_t *value, const ehr_fhir_validate_opt
  */
 const char *ehr_fhir_primitive_check(ehr_fhir_prim prim, const char *text, size_t len);
 
+/*
+ * Check the XHTML of a narrative (Narrative.div, FHIR R4 2.15.0.1): well-
+ * formed XML, root <div> in the XHTML namespace, only basic formatting
+ * elements (txt-1: no script, form, iframe, style, event handlers or
+ * javascript: links), some content (txt-2). Returns 0 when fine, 1 for a
+ * warning (the div declares no namespace), -1 when it is not well-formed
+ * XHTML, -2 when it breaks txt-1 or txt-2; why gets a sentence in all but
+ * the first case. Thread-safe.
+ */
+int ehr_fhir_narrative_check(const char *div, size_t len, char *why, size_t why_size);
+
 #endif
