@@ -83,7 +83,7 @@ typedef struct ehr_scopes {
 
 /*
  * Parse a space-separated scope string. Resource scopes in v1
- * (patient/Observation.read, .write, .*) and v2 (patient/Observation.rs,
+ * (patient/Observation.read, .write) and v2 (patient/Observation.rs,
  * user/ *.cruds, with an optional ?query) form; unknown scope tokens are
  * skipped (a server may grant less than asked). EINVAL for a malformed
  * resource scope, ELIMIT beyond EHR_SCOPES_MAX.

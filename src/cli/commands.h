@@ -21,4 +21,16 @@ int ehr_cmd_serve(int argc, char **argv);
 /* ehr demo [--db PATH]: load the demo patients (idempotent). */
 int ehr_cmd_demo(int argc, char **argv);
 
+/* ehr user add|list|disable|enable|reset-password|reset-mfa|link|unlink (see --help). */
+int ehr_cmd_user(int argc, char **argv);
+
+/* ehr client add|list: SMART apps. */
+int ehr_cmd_client(int argc, char **argv);
+
+/* ehr token --user U --scope S: an access token, on the last line of the output. */
+int ehr_cmd_token(int argc, char **argv);
+
+/* ehr audit verify|report: the hash-chained audit log. */
+int ehr_cmd_audit(int argc, char **argv);
+
 #endif

@@ -12,6 +12,10 @@ static const struct {
     {"serve", ehr_cmd_serve, "run the server: FHIR R4 API at /fhir"},
     {"demo", ehr_cmd_demo, "load the demo patients into the database"},
     {"validate", ehr_cmd_validate, "check FHIR R4 JSON files against the specification"},
+    {"user", ehr_cmd_user, "add, list, disable users; reset passwords and MFA; link patients"},
+    {"client", ehr_cmd_client, "register SMART apps and backend services"},
+    {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
+    {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
 };
 
 static void usage(FILE *f)

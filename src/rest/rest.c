@@ -290,8 +290,12 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
     if (*path && *path != '/')
         return EHR_HTTP_NEXT;
     x.base = base_url(&x);
-    x.who.client = req->remote_addr;
-    x.who.user = req->user ? (const char *)req->user : NULL;
+    /* the caller, as the auth guard in front of us established it
+       (src/auth/guard.c): user, app and the policy the repository applies */
+    if (req->user)
+        x.who = *(const ehr_repo_ctx *)req->user;
+    if (!x.who.client)
+        x.who.client = req->remote_addr;
     const char *pretty = ehr_http_param(req, "_pretty");
     x.pretty = pretty && !strcmp(pretty, "true");
 
@@ -313,6 +317,11 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
     }
     if (!negotiate(&x))
         return EHR_HTTP_HANDLED;
+    /* no identity (no guard mounted): nothing but the CapabilityStatement */
+    if (!req->user && !(x.n_seg == 1 && !strcmp(x.seg[0], "metadata"))) {
+        rest_fail(&x, 401, "security", NULL, "this request needs an access token");
+        return EHR_HTTP_HANDLED;
+    }
     if (x.n_seg > 4) {
         rest_fail(&x, 404, "not-found", NULL, "no FHIR interaction has this URL");
         return EHR_HTTP_HANDLED;

@@ -912,10 +912,20 @@ static ehr_status s_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
         char want[65];
         audit_hash(prev, seq, sqlite3_column_int64(st, 1), ev ? ev : "",
                    (size_t)sqlite3_column_bytes(st, 4), want);
-        if (seq != expect || !p || strcmp(p, prev) || !h || strcmp(h, want)) {
+        if (seq != expect) {
+            /* a gap: the first missing record is the bad one */
+            *bad_seq = expect;
+            res = ehr_err_set(err, EHR_EINVAL,
+                              "audit record %lld is missing (the next record is %lld)",
+                              (long long)expect, (long long)seq);
+            break;
+        }
+        if (!p || strcmp(p, prev) || !h || strcmp(h, want)) {
             *bad_seq = seq;
-            res = ehr_err_set(err, EHR_EINVAL, "audit record %lld does not match the chain",
-                              (long long)seq);
+            res = ehr_err_set(err, EHR_EINVAL,
+                              "audit record %lld does not match the chain (%s)", (long long)seq,
+                              !p || strcmp(p, prev) ? "its link to the record before is wrong"
+                                                    : "its content or hash was changed");
             break;
         }
         snprintf(prev, sizeof prev, "%s", h);

@@ -175,7 +175,7 @@ ehr_status ehr_sqlite__audit_list(ehr_store_conn *c, const ehr_store_audit_q *q,
     struct sqlite_xconn *x = ehr_sqlite__xconn(c);
     char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT seq, time, event FROM audit WHERE seq >= ?1 AND time >= ?2 AND "
+             "SELECT seq, time, hash, event FROM audit WHERE seq >= ?1 AND time >= ?2 AND "
              "(?3 = 0 OR time <= ?3) AND (?4 IS NULL OR instr(event, ?4) > 0) "
              "ORDER BY seq %s LIMIT ?5",
              q->newest_first ? "DESC" : "ASC");
@@ -192,7 +192,8 @@ ehr_status ehr_sqlite__audit_list(ehr_store_conn *c, const ehr_store_audit_q *q,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if ((res = cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
                       (const char *)sqlite3_column_text(st, 2),
-                      (size_t)sqlite3_column_bytes(st, 2))))
+                      (const char *)sqlite3_column_text(st, 3),
+                      (size_t)sqlite3_column_bytes(st, 3))))
             break;
     }
     if (!res && rc != SQLITE_DONE)

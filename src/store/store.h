@@ -168,8 +168,8 @@ typedef struct ehr_store_audit_q {
     size_t limit;            /* 0: no limit */
     bool newest_first;
 } ehr_store_audit_q;
-typedef ehr_status (*ehr_store_audit_cb)(void *ctx, int64_t seq, int64_t time, const char *event,
-                                          size_t len);
+typedef ehr_status (*ehr_store_audit_cb)(void *ctx, int64_t seq, int64_t time, const char *hash,
+                                          const char *event, size_t len);
 
 /* The backend interface. Every function reports detail through err. */
 struct ehr_store_ops {
