@@ -58,7 +58,10 @@ static bool add_patient(auth_identity *id, const char *pid)
 static void policy_created_patient(const ehr_repo_policy *p, const char *pid)
 {
     auth_identity *id = p->data;
-    if (!id->username[0] || !add_patient(id, pid))
+    /* only for those whose chart access is limited to a panel */
+    bool panel = id->subject.clinicians_panel && (id->subject.role == EHR_ROLE_PHYSICIAN ||
+                                                  id->subject.role == EHR_ROLE_NURSE);
+    if (!id->username[0] || !id->subject.has_user || !panel || !add_patient(id, pid))
         return;
     json_t *u = NULL;
     if (!auth_get(id->auth, "user", id->username, &u, NULL)) {

@@ -288,7 +288,9 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
     ehr_arena_free(&a);
     if (st)
         return st;
-    if (version == 1 && lim.limited && !strcmp(type, "Patient") && ctx->policy->created_patient)
+    /* the policy may add a new patient to its caller's panel (same transaction) */
+    if (version == 1 && ctx && ctx->policy && ctx->policy->created_patient &&
+        !strcmp(type, "Patient"))
         ctx->policy->created_patient(ctx->policy, id);
     snprintf(out->type, sizeof out->type, "%s", type);
     snprintf(out->id, sizeof out->id, "%s", id);
