@@ -32,6 +32,10 @@ Environment:
                      a case may rely on state an earlier case set up)
     EHR_API_VERBOSE  1: print every request and its status
     EHR_API_KEEP     1: keep the temporary directories (databases, logs)
+    EHR_API_AUTH     0: start servers with --insecure-no-auth instead of the
+                     default: an admin user made with `ehr user add` and a
+                     token from `ehr token`, sent by every Client (see
+                     docs/security.md)
 """
 
 import decimal
@@ -66,6 +70,7 @@ DATA_DIR = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data'))
 EHR_BIN = os.environ.get('EHR_BIN', '')
 VERBOSE = os.environ.get('EHR_API_VERBOSE', '') not in ('', '0')
 KEEP = os.environ.get('EHR_API_KEEP', '') not in ('', '0')
+AUTH = os.environ.get('EHR_API_AUTH', '1') not in ('', '0')
 
 START_TIMEOUT = 20.0   # seconds until GET /fhir/metadata must answer 200
 STOP_TIMEOUT = 10.0    # seconds between SIGTERM and SIGKILL
@@ -155,7 +160,7 @@ class Server:
     SIGKILL the server and start it again on the same data.
     """
 
-    def __init__(self, extra_args=(), db=None, name='ehr'):
+    def __init__(self, extra_args=(), db=None, name='ehr', auth=None):
         if not EHR_BIN:
             raise ServerError('EHR_BIN is not set (run through tests/run-api.sh)')
         if not os.access(EHR_BIN, os.X_OK):
@@ -170,17 +175,43 @@ class Server:
         self.log_path = None
         self.logs = []           # every log file, in start order
         self.exit_codes = []     # (how it was stopped, return code)
+        self.auth = AUTH if auth is None else auth
+        self.token = None        # the harness admin's bearer token (auth on)
         _servers.append(self)
+
+    # -- the ehr program on this server's database
+
+    def ehr(self, *args, check_rc=True, input=None):
+        """Run `ehr ARGS --db DB`; returns (exit status, stdout, stderr)."""
+        cmd = [EHR_BIN] + list(args) + ['--db', self.db]
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120,
+                           cwd=self.tmpdir)
+        if check_rc and p.returncode != 0:
+            raise ServerError('%s exited %d: %s' % (' '.join(args[:2]), p.returncode,
+                                                     p.stderr.strip()))
+        return p.returncode, p.stdout, p.stderr
+
+    def _bootstrap_token(self):
+        """An admin user for the harness, and a day-long token for it."""
+        pw = 'harness-%d-%s' % (os.getpid(), os.urandom(6).hex())
+        self.ehr('user', 'add', '--username', 'harness-admin', '--password', pw,
+                 '--role', 'admin')
+        _, out, _ = self.ehr('token', '--user', 'harness-admin', '--scope', 'user/*.cruds',
+                             '--ttl', '86400')
+        return out.strip().splitlines()[-1]
 
     # -- life cycle
 
     def command(self, port):
-        return [EHR_BIN, 'serve', '--port', str(port), '--db', self.db] + self.extra_args
+        auth = [] if self.auth else ['--insecure-no-auth']
+        return [EHR_BIN, 'serve', '--port', str(port), '--db', self.db] + auth + self.extra_args
 
     def start(self, timeout=START_TIMEOUT):
         """Start and wait until GET /fhir/metadata answers 200."""
         if self.proc is not None:
             raise ServerError('server already running')
+        if self.auth and self.token is None:
+            self.token = self._bootstrap_token()
         last_err = None
         for _attempt in range(3):   # a port picked free may be taken before we bind it
             port = _free_port()
@@ -410,8 +441,12 @@ class Client:
     request is sent exactly once.
     """
 
-    def __init__(self, server, timeout=HTTP_TIMEOUT, retry=True, accept=FHIR_JSON):
+    def __init__(self, server, timeout=HTTP_TIMEOUT, retry=True, accept=FHIR_JSON,
+                 token='server'):
         self.server = server
+        # the bearer token sent with every request: the server's harness admin
+        # by default; None sends none
+        self.token = server.token if token == 'server' else token
         self.timeout = timeout
         self.retry = retry
         self.accept = accept
@@ -440,6 +475,8 @@ class Client:
         hdrs = {}
         if self.accept is not None:
             hdrs['Accept'] = self.accept
+        if self.token:
+            hdrs['Authorization'] = 'Bearer ' + self.token
         if json is not None:
             body = dumps(json).encode('utf-8')
             hdrs['Content-Type'] = FHIR_JSON
