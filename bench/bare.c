@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
         (uint16_t)port, NULL, NULL, on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE,
-        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 << 10,
+        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 << 10,
         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "bare: cannot listen on port %u\n", port);

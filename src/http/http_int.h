@@ -26,7 +26,7 @@
 /* Default request body limit (ehr_http_config.max_body = 0). */
 #define EHR_HTTP_DEFAULT_MAX_BODY ((size_t)16 << 20)
 /* Per-connection memory for MHD: request line and headers must fit. */
-#define EHR_HTTP_CONN_MEMORY ((size_t)64 << 10)
+#define EHR_HTTP_CONN_MEMORY ((size_t)32 << 10)
 /* Idle keep-alive connections are closed after this many seconds. */
 #define EHR_HTTP_CONN_TIMEOUT 120
 /* ehr_http_server_free waits at most this long for requests in flight. */

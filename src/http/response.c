@@ -287,7 +287,9 @@ enum MHD_Result ehr_http__send(struct req_ctx *rc, ehr_http_response *res)
         MHD_add_response_header(r, "Access-Control-Allow-Origin", allow_origin);
         MHD_add_response_header(r, "Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
-    if (cors_is_list(s) && origin)
+    /* with a list, Access-Control-Allow-Origin depends on Origin: tell caches,
+       also on answers to requests that had none */
+    if (cors_is_list(s))
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
 
     enum MHD_Result ok = MHD_queue_response(rc->conn, (unsigned)status, r);
