@@ -35,8 +35,7 @@ static int h_fhir(void *ctx, ehr_http_request *req, ehr_http_response *res)
     res->content_type = "application/fhir+json";
     if (strcmp(req->method, "POST") == 0) {
         res->status = 201;
-        ehr_http_set_header(req, res, "Location",
-                            "http://127.0.0.1/fhir/Patient/bench/_history/1");
+        ehr_http_set_header(req, res, "Location", "http://127.0.0.1/fhir/Patient/bench/_history/1");
         ehr_http_set_header(req, res, "ETag", "W/\"1\"");
         ehr_buf_append(&res->body, created, sizeof created - 1);
         return EHR_HTTP_HANDLED;
@@ -82,8 +81,7 @@ int main(int argc, char **argv)
 
     ehr_http_server *s = ehr_http_server_new(&cfg);
     ehr_err err = {.msg = "cannot add the handler"};
-    if (!s || ehr_http_server_add(s, "/fhir/", h_fhir, &b) ||
-        ehr_http_server_start(s, &err)) {
+    if (!s || ehr_http_server_add(s, "/fhir/", h_fhir, &b) || ehr_http_server_start(s, &err)) {
         fprintf(stderr, "httpd: %s\n", s ? err.msg : "out of memory");
         ehr_http_server_free(&s);
         return 1;

@@ -2,11 +2,13 @@
  * Tests for src/http: a real server on 127.0.0.1, port 0, talked to with
  * plain sockets through the tiny HTTP/1.1 client below.
  */
+/* clang-format off: cmocka needs these first, in this order */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -362,8 +364,8 @@ static void test_body_echo(void **state)
 
     /* exactly the limit is allowed */
     char *req = malloc(MAX_BODY + 200);
-    int n = snprintf(req, 200, "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
-                     MAX_BODY);
+    int n =
+        snprintf(req, 200, "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
     memset(req + n, 'x', MAX_BODY);
     req[n + MAX_BODY] = '\0';
     roundtrip(PORT, req, &r);
@@ -490,11 +492,8 @@ static void test_bad_target(void **state)
     static const struct {
         const char *target, *reason;
     } cases[] = {
-        {"/echo/a%00b", "NUL"},
-        {"/echo?x=%00", "NUL"},
-        {"/echo/../secret", "'..'"},
-        {"/echo/%2e%2e/secret", "'..'"},
-        {"/echo/./x", "'.'"},
+        {"/echo/a%00b", "NUL"},          {"/echo?x=%00", "NUL"}, {"/echo/../secret", "'..'"},
+        {"/echo/%2e%2e/secret", "'..'"}, {"/echo/./x", "'.'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char req[256];
@@ -562,21 +561,15 @@ static void test_gzip(void **state)
         const char *accept; /* NULL: no Accept-Encoding header */
         bool gzip;
     } cases[] = {
-        {NULL, false},
-        {"gzip", true},
-        {"deflate, gzip;q=0.8, br", true},
-        {"GZIP", true},
-        {"gzip;q=0", false},
-        {"gzip; q=0.000, *", false},
-        {"*;q=0.5", true},
-        {"identity", false},
-        {"br, deflate", false},
+        {NULL, false},     {"gzip", true},      {"deflate, gzip;q=0.8, br", true},
+        {"GZIP", true},    {"gzip;q=0", false}, {"gzip; q=0.000, *", false},
+        {"*;q=0.5", true}, {"identity", false}, {"br, deflate", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char req[256];
         snprintf(req, sizeof req, "GET /big HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n",
-                 cases[i].accept ? "Accept-Encoding: " : "",
-                 cases[i].accept ? cases[i].accept : "", cases[i].accept ? "\r\n" : "");
+                 cases[i].accept ? "Accept-Encoding: " : "", cases[i].accept ? cases[i].accept : "",
+                 cases[i].accept ? "\r\n" : "");
         struct reply r;
         roundtrip(PORT, req, &r);
         assert_int_equal(r.status, 200);
@@ -627,7 +620,7 @@ static void test_cors(void **state)
     assert_non_null(strstr(m, "PATCH"));
     const char *h = reply_header(&r, "Access-Control-Allow-Headers");
     assert_non_null(h);
-    static const char *const needed[] = {"Authorization", "Content-Type", "If-Match",
+    static const char *const needed[] = {"Authorization", "Content-Type",  "If-Match",
                                          "If-None-Exist", "If-None-Match", "If-Modified-Since",
                                          "Prefer"};
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
@@ -815,7 +808,8 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(err.msg, "not an IP address"));
     ehr_http_server_free(&s);
 
-    ehr_http_config tls = {.bind = "127.0.0.1", .tls_cert = "/nonexistent/cert.pem",
+    ehr_http_config tls = {.bind = "127.0.0.1",
+                           .tls_cert = "/nonexistent/cert.pem",
                            .tls_key = "/nonexistent/key.pem"};
     s = ehr_http_server_new(&tls);
     assert_int_equal(ehr_http_server_start(s, &err), EHR_EIO);
@@ -911,8 +905,8 @@ static void test_log_redaction(void **state)
     assert_string_equal(out, "Application reported internal error\n");
     redact(out, sizeof out, "Bad request for '%s' from %s", "/fhir/Patient?name=Smith", "x");
     assert_string_equal(out, "Bad request for '...' from ...");
-    redact(out, sizeof out, "code %u, size %zu, fd %d, %ld, %llu%%, %5.2f",
-           404u, (size_t)12, -3, -7L, 9ULL, 1.5);
+    redact(out, sizeof out, "code %u, size %zu, fd %d, %ld, %llu%%, %5.2f", 404u, (size_t)12, -3,
+           -7L, 9ULL, 1.5);
     assert_string_equal(out, "code 404, size 12, fd -3, -7, 9%, 1.5");
     redact(out, sizeof out, "%-10s|%.*s|%c|%p", "secret", 3, "secret", 'x', (void *)out);
     assert_string_equal(out, "...|...|?|...");
