@@ -3,11 +3,11 @@
  * plain sockets through the tiny HTTP/1.1 client below.
  */
 /* clang-format off: cmocka needs these first, in this order */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 /* clang-format on */
 
 #include <arpa/inet.h>
