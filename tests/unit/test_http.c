@@ -2,13 +2,13 @@
  * Tests for src/http: a real server on 127.0.0.1, port 0, talked to with
  * plain sockets through the tiny HTTP/1.1 client below.
  */
-/* clang-format off: cmocka needs these first, in this order */
-#include <cmocka.h>
+/* cmocka needs these before it */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-/* clang-format on */
+
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
