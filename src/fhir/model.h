@@ -103,11 +103,34 @@ struct ehr_fhir_type {
     uint32_t n_elements;
     const ehr_fhir_element *elements; /* all elements including inherited ones
                                          (id, meta, extension ...), sorted by name */
+    const char *code;            /* the FHIR type code, which is also the suffix of
+                                    choice element names ("valueQuantity"): the
+                                    name itself, except for the constrained types
+                                    SimpleQuantity and MoneyQuantity ("Quantity") and
+                                    backbone types ("BackboneElement" or "Element") */
 };
+
+/*
+ * Notes on the generated tables:
+ *  - primitive types list the elements id and extension (what "_birthDate"
+ *    may hold); their value is the JSON value itself, not an element;
+ *  - Resource.id (and so Patient.id ...) has type id, as the R4 spec says,
+ *    although the R4 snapshots give it System.String;
+ *  - an element's types use the constrained type where the definition names
+ *    a profile (MedicationRequest.dispenseRequest.quantity is SimpleQuantity);
+ *  - elements of type Resource (contained, Bundle.entry.resource) hold any
+ *    resource, selected by its resourceType.
+ */
 
 /* All types, sorted by name. */
 extern const ehr_fhir_type ehr_fhir_types[];
 extern const size_t ehr_fhir_n_types;
+/* The largest n_elements of any type (for per-object scratch arrays). */
+extern const size_t ehr_fhir_max_elements;
+
+/* Every value set of a required binding, sorted by url. */
+extern const ehr_fhir_valueset ehr_fhir_valuesets[];
+extern const size_t ehr_fhir_n_valuesets;
 
 /* The type named name (length len), or NULL. Exact, case-sensitive. */
 const ehr_fhir_type *ehr_fhir_type_find(const char *name, size_t len);
@@ -129,5 +152,11 @@ bool ehr_fhir_type_is_a(const ehr_fhir_type *t, const ehr_fhir_type *ancestor);
 
 /* True when the value set contains code (system NULL matches any system). */
 bool ehr_fhir_valueset_has(const ehr_fhir_valueset *vs, const char *system, const char *code);
+
+/* True when some code of the value set is from system. */
+bool ehr_fhir_valueset_has_system(const ehr_fhir_valueset *vs, const char *system);
+
+/* The value set of a required binding with this url (no "|version"), or NULL. */
+const ehr_fhir_valueset *ehr_fhir_valueset_find(const char *url);
 
 #endif
