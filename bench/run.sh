@@ -208,7 +208,7 @@ table() {
                 k="$target/$op/$conns"
                 rps=$(median "${RPS[$k]}")
                 base=$(median "${RPS[bare/$op/$conns]}")
-                ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }')
+                ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { r = b > 0 ? 100 * a / b : 0; printf (r < 10 ? "%.1f%%" : "%.0f%%"), r }')
                 printf '| %s | %s | %s | %.0f | %s | %s | %s | %s |\n' "$target" "$op" "$conns" \
                     "$rps" "$(ms "$(median "${P50[$k]}")")" "$(ms "$(median "${P99[$k]}")")" \
                     "$ratio" "${ERR[$k]}"
