@@ -53,6 +53,7 @@ struct ehr_http_server {
     pthread_t starter;      /* the thread inside ehr_http_server_start */
     atomic_bool starting;   /* MHD messages are logged in full only then */
     atomic_long in_flight;  /* requests begun and not yet completed */
+    atomic_long answering;  /* of those, the ones a handler or an answer is under way for */
     atomic_ulong counts[6]; /* responses by status class: [0] other, [1..5] 1xx..5xx */
     pthread_mutex_t gz_lock;
     struct gz_stream *gz_free; /* idle deflate streams */
@@ -67,9 +68,10 @@ struct req_ctx {
     size_t discarded; /* body bytes thrown away after refusing the request */
     int bad_status;   /* nonzero: the request-target was rejected with this */
     const char *bad_msg;
-    bool started;  /* the access handler has seen the headers */
-    bool too_big;  /* the body went over max_body */
-    bool answered; /* a response has been queued */
+    bool started;   /* the access handler has seen the headers */
+    bool too_big;   /* the body went over max_body */
+    bool answered;  /* a response has been queued */
+    bool answering; /* counted in srv->answering */
 };
 
 /*

@@ -66,13 +66,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     ehr_buf_free(&rc->body);
+    bool answering = rc->answering;
     ehr_arena *a = rc->req.arena; /* rc lives in the arena: read it first */
     ehr_arena_free(&a);
+    if (answering)
+        atomic_fetch_sub(&s->answering, 1);
     atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+/*
+ * From here on the request counts as one being answered: shutdown waits for
+ * it. (A request still waiting for its body does not hold shutdown up; MHD
+ * may not even notice that such a client went away.)
+ */
+static void begin_answer(struct req_ctx *rc)
+{
+    if (!rc->answering) {
+        rc->answering = true;
+        atomic_fetch_add(&rc->srv->answering, 1);
+    }
 }
 
 static enum MHD_Result answer_error(struct req_ctx *rc, int status, const char *message)
 {
+    begin_answer(rc);
     ehr_http_response res = {.status = status, .body = EHR_BUF_INIT};
     ehr_http__error(rc->srv, status, message, &res);
     return ehr_http__send(rc, &res);
@@ -102,6 +119,7 @@ static enum MHD_Result dispatch(struct req_ctx *rc)
 {
     ehr_http_server *s = rc->srv;
     ehr_http_request *req = &rc->req;
+    begin_answer(rc);
     if (rc->body.data) {
         req->body = rc->body.data;
         req->body_len = rc->body.len;
@@ -470,10 +488,10 @@ void ehr_http_server_free(ehr_http_server **sp)
         return;
     ehr_http_server *s = *sp;
     if (s->daemon) {
-        /* stop accepting, let the requests in flight finish, then stop */
+        /* stop accepting, let the answers under way go out, then stop */
         MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
         struct timespec ts = {0, 10 * 1000 * 1000};
-        for (int ms = 0; ms < EHR_HTTP_DRAIN_MS && atomic_load(&s->in_flight) > 0; ms += 10)
+        for (int ms = 0; ms < EHR_HTTP_DRAIN_MS && atomic_load(&s->answering) > 0; ms += 10)
             nanosleep(&ts, NULL);
         MHD_stop_daemon(s->daemon);
         if (lfd != MHD_INVALID_SOCKET)

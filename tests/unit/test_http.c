@@ -786,6 +786,25 @@ static void test_concurrent(void **state)
     }
 }
 
+static int h_slow(void *ctx, ehr_http_request *req, ehr_http_response *res)
+{
+    usleep(300 * 1000);
+    ehr_buf_puts(&res->body, "slow but sure");
+    return EHR_HTTP_HANDLED;
+}
+
+struct slow_client {
+    uint16_t port;
+    struct reply r;
+};
+
+static void *slow_client_main(void *arg)
+{
+    struct slow_client *sc = arg;
+    roundtrip(sc->port, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", &sc->r);
+    return NULL;
+}
+
 /* A second server: wildcard CORS, no error_body (default JSON), stats, shutdown. */
 static void test_defaults_and_shutdown(void **state)
 {
@@ -793,6 +812,7 @@ static void test_defaults_and_shutdown(void **state)
     ehr_http_server *s = ehr_http_server_new(&cfg);
     assert_non_null(s);
     assert_int_equal(ehr_http_server_add(s, "/big", h_big, NULL), EHR_OK);
+    assert_int_equal(ehr_http_server_add(s, "/slow", h_slow, NULL), EHR_OK);
     assert_int_equal(ehr_http_server_start(s, NULL), EHR_OK);
     uint16_t port = ehr_http_server_port(s);
     assert_true(port != 0 && port != PORT);
@@ -821,8 +841,17 @@ static void test_defaults_and_shutdown(void **state)
     assert_int_equal(st.requests, 3);
     assert_int_equal(st.by_class[2], 2);
     assert_int_equal(st.by_class[4], 1);
+    /* shutdown lets an answer under way go out */
+    struct slow_client sc = {.port = port};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_client_main, &sc), 0);
+    usleep(100 * 1000);
     ehr_http_server_free(&s);
     assert_null(s);
+    pthread_join(th, NULL);
+    assert_int_equal(sc.r.status, 200);
+    assert_string_equal(sc.r.body.data, "slow but sure");
+    reply_free(&sc.r);
     /* the server is gone: the connection is closed */
     char b;
     assert_true(recv(c->fd, &b, 1, 0) <= 0);
