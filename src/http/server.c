@@ -178,10 +178,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rc->bad_status || rc->answered) {
-            /* discard; but a chunked body that goes on and on is cut off,
-               the connection closed without an answer */
+            /* discard, so the client still gets its answer at the end; but
+               a chunked body that goes on past the limit plus 64 MiB is cut
+               off, the connection closed without an answer */
             rc->discarded += n;
-            return rc->discarded > s->cfg.max_body ? MHD_NO : MHD_YES;
+            return rc->discarded > s->cfg.max_body + ((size_t)64 << 20) ? MHD_NO : MHD_YES;
         }
         ehr_status st = ehr_buf_append(&rc->body, upload_data, n);
         if (st != EHR_OK) {
