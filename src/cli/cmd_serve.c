@@ -36,7 +36,8 @@ static void usage(FILE *f)
             "  --db PATH         SQLite database file (default %s), created if missing\n"
             "  --postgres INFO   PostgreSQL connection string instead of SQLite\n"
             "  --bind ADDR       address to listen on (default 0.0.0.0)\n"
-            "  --threads N       worker threads (default: number of CPUs)\n"
+            "  --threads N       worker threads (default: 4 per CPU, so that writes waiting\n"
+            "                    for the disk can share a commit)\n"
             "  --max-body BYTES  largest request body accepted (default 16777216); larger\n"
             "                    ones are answered 413\n"
             "  --base-url URL    the public base of the FHIR API, used in links\n"
@@ -221,6 +222,10 @@ int ehr_cmd_serve(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (hc.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        hc.threads = (unsigned)(n > 0 ? n * 4 : 4);
     }
     if ((hc.tls_cert == NULL) != (hc.tls_key == NULL)) {
         fprintf(stderr, "ehr serve: --tls-cert and --tls-key go together\n");

@@ -237,13 +237,13 @@ ehr_status repo_audit_in(ehr_store_conn *c, const ehr_repo_ctx *ctx, const struc
     return st;
 }
 
-ehr_status repo_audit_now(ehr_audit *a, const ehr_repo_ctx *ctx, const struct repo_event *ev,
+ehr_status repo_audit_now(ehr_repo *r, const ehr_repo_ctx *ctx, const struct repo_event *ev,
                           ehr_err *err)
 {
     json_t *o = repo_event_json(ctx, ev);
     if (!o)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
-    ehr_status st = ehr_audit_record_json(a, 0, o, err);
+    ehr_status st = repo_append_audit(r, o, err);
     json_decref(o);
     return st;
 }

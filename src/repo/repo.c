@@ -20,11 +20,16 @@
 
 struct ehr_repo {
     ehr_store *store;
-    ehr_audit *audit; /* group-commit writer for events outside write transactions */
     pthread_key_t conn_key;
     /* last_updated values handed out, so that they strictly increase within
        this process (two writes in one microsecond still order) */
     _Atomic int64_t last_time;
+    /* group commit (run_write): writers queue here instead of sleeping in
+       SQLite's busy handler; a leader commits the queued jobs together */
+    pthread_mutex_t write_lock;
+    pthread_cond_t write_cond;
+    struct wjob *queue_head, *queue_tail;
+    bool leader;
     /* every connection ever opened, closed by ehr_repo_free */
     pthread_mutex_t lock;
     ehr_store_conn **conns;
@@ -55,13 +60,10 @@ ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
         free(r);
         return st;
     }
-    if ((st = ehr_audit_new(r->store, &r->audit, err))) {
-        ehr_store_close(&r->store);
-        free(r);
-        return st;
-    }
     pthread_key_create(&r->conn_key, conn_gone);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->write_lock, NULL);
+    pthread_cond_init(&r->write_cond, NULL);
     *out = r;
     return EHR_OK;
 }
@@ -71,12 +73,13 @@ void ehr_repo_free(ehr_repo **rp)
     if (!rp || !*rp)
         return;
     ehr_repo *r = *rp;
-    ehr_audit_free(&r->audit);
     for (size_t i = 0; i < r->n_conns; i++)
         ehr_store_disconnect(&r->conns[i]);
     free(r->conns);
     pthread_key_delete(r->conn_key);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->write_lock);
+    pthread_cond_destroy(&r->write_cond);
     ehr_store_close(&r->store);
     free(r);
     *rp = NULL;
@@ -213,26 +216,10 @@ static ehr_status serialise(const char *type, const char *id, int64_t version, i
     return st;
 }
 
-/* The access kind of a write method. */
+/* The access kind of a write method (update-as-create is an update). */
 static ehr_access method_access(const char *method)
 {
     return !strcmp(method, "POST") ? EHR_ACCESS_CREATE : EHR_ACCESS_UPDATE;
-}
-
-/* Audit a denied or hidden access (outside any transaction), keep the status. */
-static ehr_status denied(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, const char *action,
-                         const char *type, const char *id, const ehr_err *why, ehr_err *err)
-{
-    struct repo_event ev = {.action = action, .outcome = "denied", .type = type, .id = id,
-                            .n = -1, .reason = why && why->msg[0] ? why->msg : NULL};
-    ehr_err aerr = {{0}};
-    ehr_status ast = repo_audit_now(r->audit, ctx, &ev, &aerr);
-    if (ast) {
-        if (err)
-            *err = aerr;
-        return ast;
-    }
-    return st;
 }
 
 /*
@@ -257,6 +244,8 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
         ehr_arena_free(&a);
         return ehr_err_set(err, st, "extracting search values failed");
     }
+    /* the caller's policy decides on every write, transaction entries too;
+       a limited caller writes only into the compartments it may see */
     ehr_repo_limit lim;
     if ((st = repo_decide(ctx, method_access(method), type, &lim, err)) ||
         (st = repo_check_write(ctx, &lim, type, &idx, err))) {
@@ -300,34 +289,6 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
     return EHR_OK;
 }
 
-static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err);
-
-/*
- * End a write transaction; a write that was refused (EFORBIDDEN) or aimed
- * at nothing the caller can see (ENOTFOUND) is audited after the rollback,
- * through the audit writer (which needs the write lock we held).
- */
-static ehr_status finish_write(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                               ehr_status st, const char *action, const char *type,
-                               const char *id, ehr_err *err)
-{
-    st = finish(c, st, err);
-    if (st == EHR_EFORBIDDEN || st == EHR_ENOTFOUND) {
-        struct repo_event ev = {.action = action,
-                                .outcome = st == EHR_EFORBIDDEN ? "denied" : "not-found",
-                                .type = type, .id = id, .n = -1,
-                                .reason = st == EHR_EFORBIDDEN && err ? err->msg : NULL};
-        ehr_err aerr = {{0}};
-        ehr_status ast = repo_audit_now(r->audit, ctx, &ev, &aerr);
-        if (ast) {
-            if (err)
-                *err = aerr;
-            return ast;
-        }
-    }
-    return st;
-}
-
 static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err)
 {
     if (st) {
@@ -340,6 +301,182 @@ static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err)
     return st;
 }
 
+/*
+ * Group commit. A durable commit costs an fsync (milliseconds on real
+ * disks), so writers that arrive together share one: the first becomes
+ * the leader, takes every job queued so far, runs each inside its own
+ * savepoint of one write transaction (a failed job is undone alone),
+ * commits once and wakes the others. Jobs run in arrival order, so a
+ * conditional create or an If-Match check sees the jobs before it.
+ */
+struct wjob {
+    ehr_status (*fn)(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err);
+    void *arg;
+    ehr_status st;
+    ehr_err err;
+    bool done;
+    struct wjob *next;
+};
+
+#define MAX_BATCH 256
+
+static void run_batch(ehr_repo *r, struct wjob *batch)
+{
+    ehr_store_conn *c = NULL;
+    ehr_err err = {{0}};
+    ehr_status st = conn_get(r, &c, &err);
+    if (!st)
+        st = EHR_STORE_CALL(c, begin, true, &err);
+    if (st) {
+        for (struct wjob *j = batch; j; j = j->next) {
+            j->st = st;
+            j->err = err;
+        }
+        return;
+    }
+    bool broken = false; /* the transaction itself failed: nothing can commit */
+    for (struct wjob *j = batch; j; j = j->next) {
+        if (broken) {
+            j->st = st;
+            j->err = err;
+            continue;
+        }
+        if ((st = EHR_STORE_CALL(c, savepoint, &err))) {
+            broken = true;
+            j->st = st;
+            j->err = err;
+            continue;
+        }
+        j->st = j->fn(r, c, j->arg, &j->err);
+        st = j->st ? EHR_STORE_CALL(c, rollback_to, &err) : EHR_STORE_CALL(c, release, &err);
+        if (st) {
+            broken = true;
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+        }
+    }
+    if (broken) {
+        EHR_STORE_CALL(c, rollback);
+        for (struct wjob *j = batch; j; j = j->next)
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+        return;
+    }
+    st = finish(c, EHR_OK, &err);
+    if (st)
+        for (struct wjob *j = batch; j; j = j->next)
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+}
+
+/* Run fn(arg) in a durable write transaction; returns when it is committed. */
+static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
+                                                          ehr_err *),
+                            void *arg, ehr_err *err)
+{
+    struct wjob job = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&r->write_lock);
+    if (r->queue_tail)
+        r->queue_tail->next = &job;
+    else
+        r->queue_head = &job;
+    r->queue_tail = &job;
+    while (!job.done) {
+        if (r->leader) {
+            pthread_cond_wait(&r->write_cond, &r->write_lock);
+            continue;
+        }
+        /* lead: take up to MAX_BATCH queued jobs (ours is among them) */
+        r->leader = true;
+        struct wjob *batch = r->queue_head, *last = batch;
+        for (int n = 1; n < MAX_BATCH && last->next; n++)
+            last = last->next;
+        r->queue_head = last->next;
+        if (!r->queue_head)
+            r->queue_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&r->write_lock);
+        run_batch(r, batch);
+        pthread_mutex_lock(&r->write_lock);
+        for (struct wjob *j = batch; j; j = j->next)
+            j->done = true;
+        r->leader = false;
+        pthread_cond_broadcast(&r->write_cond);
+    }
+    pthread_mutex_unlock(&r->write_lock);
+    if (job.st && err)
+        *err = job.err;
+    return job.st;
+}
+
+/*
+ * Audit records outside a change of data (reads, searches, denials,
+ * sign-ins) go through the same group commit as writes: the record is
+ * durable when this returns, and many concurrent readers share one fsync.
+ */
+struct audit_job {
+    const char *event;
+    size_t len;
+    int64_t when;
+};
+
+static ehr_status do_audit(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct audit_job *j = arg;
+    return EHR_STORE_CALL(c, audit_append, j->when, j->event, j->len, err);
+}
+
+ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err)
+{
+    char *s = json_dumps(event, JSON_COMPACT);
+    if (!s)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    struct audit_job j = {.event = s, .len = strlen(s), .when = next_time(r)};
+    ehr_status st = run_write(r, do_audit, &j, err);
+    free(s);
+    if (st)
+        ehr_log(EHR_LOG_ERROR, "audit: a record could not be appended: %s", ehr_status_str(st));
+    return st;
+}
+
+/* Audit a refused or hidden access; keeps the status unless the audit fails. */
+static ehr_status denied(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, const char *action,
+                         const char *type, const char *id, const char *why, ehr_err *err)
+{
+    /* refused, or hidden (another patient's: the caller was told "not
+       known"), are denials; a plain miss is "not-found" */
+    struct repo_event ev = {.action = action,
+                            .outcome = st == EHR_EFORBIDDEN || why ? "denied" : "not-found",
+                            .type = type, .id = id, .n = -1, .reason = why};
+    ehr_err aerr = {{0}};
+    ehr_status ast = repo_audit_now(r, ctx, &ev, &aerr);
+    if (ast) {
+        if (err)
+            *err = aerr;
+        return ast;
+    }
+    return st;
+}
+
+/* After a write job: refused (EFORBIDDEN) or aimed at nothing the caller
+   can see (ENOTFOUND) is audited too, outside the rolled-back job. */
+static ehr_status after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st,
+                              const char *action, const char *type, const char *id, ehr_err *err)
+{
+    if (st != EHR_EFORBIDDEN && st != EHR_ENOTFOUND)
+        return st;
+    char why[256] = "";
+    if (st == EHR_EFORBIDDEN && err)
+        snprintf(why, sizeof why, "%.250s", err->msg);
+    return denied(r, ctx, st, action, type, id, why[0] ? why : NULL, err);
+}
+
 ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                          int64_t version, ehr_repo_out *out, ehr_err *err)
 {
@@ -348,7 +485,7 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_READ, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, action, type, id, err, err);
+        return denied(r, ctx, st, action, type, id, err ? err->msg : NULL, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
     ehr_store_rec rec;
@@ -356,20 +493,26 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
         st = EHR_STORE_CALL(c, version, type, id, version, &rec, &out->body, err);
     else
         st = EHR_STORE_CALL(c, current, type, id, &rec, &out->body, err);
-    /* another patient's resource answers as one that does not exist */
+    /* another patient's resource answers as one that does not exist, with
+       the same status and the same words */
     repo_seen seen = {.visible = true};
     if (!st && (st = repo_check_visible(c, ctx, &lim, type, id, version, &seen, err)) == EHR_OK &&
         !seen.visible) {
         ehr_buf_reset(&out->body);
-        st = denied(r, ctx, EHR_ENOTFOUND, action, type, id, NULL, err);
+        st = denied(r, ctx, EHR_ENOTFOUND, action, type, id, "outside the caller's compartments",
+                    err);
+    } else if (st == EHR_ENOTFOUND && ctx && ctx->policy) {
+        st = denied(r, ctx, st, action, type, id, NULL, err);
     }
     if (st == EHR_ENOTFOUND) {
         if (version)
             return ehr_err_set(err, st, "%s/%s has no version %lld", type, id, (long long)version);
         return ehr_err_set(err, st, "%s/%s is not known", type, id);
     }
-    if (st)
+    if (st) {
+        ehr_buf_reset(&out->body);
         return st;
+    }
     snprintf(out->type, sizeof out->type, "%s", type);
     snprintf(out->id, sizeof out->id, "%s", id);
     out->version = rec.version;
@@ -377,7 +520,7 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
     out->deleted = rec.deleted;
     struct repo_event ev = {.action = action, .type = type, .id = id, .version = rec.version,
                             .n = -1, .seen = &seen};
-    if ((st = repo_audit_now(r->audit, ctx, &ev, err))) {
+    if ((st = repo_audit_now(r, ctx, &ev, err))) {
         ehr_buf_reset(&out->body);
         return st;
     }
@@ -451,62 +594,76 @@ static ehr_status create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
                             ehr_repo_out *out, ehr_err *err)
 {
     char id[EHR_ID_LEN];
-    if (id_or_null)
-        snprintf(id, sizeof id, "%s", id_or_null);
-    else
+    if (!id_or_null)
         ehr_id_new(id);
-    ehr_status st = write_version(r, c, ctx, type, id_or_null ? id_or_null : id, 1, "POST", res,
-                                  out, err);
+    ehr_status st = write_version(r, c, ctx, type, id_or_null ? id_or_null : id, 1,
+                                  id_or_null ? "PUT" : "POST", res, out, err);
     out->created = true;
     return st;
+}
+
+/* The arguments of a write, carried into the transaction that runs it. */
+struct wargs {
+    const ehr_repo_ctx *ctx;
+    const char *type, *id, *query;
+    json_t *res;
+    const json_t *patch;
+    int64_t if_match;
+    ehr_repo_out *out;
+    ehr_fhir_issues *issues;
+};
+
+static ehr_status do_create(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    ehr_repo_out *out = a->out;
+    if (a->query && *a->query) {
+        struct matches m;
+        ehr_status st = find_matches(c, a->ctx, a->type, a->query, &m, a->issues, err);
+        if (st)
+            return st;
+        if (m.n > 1)
+            return ehr_err_set(err, EHR_EMULTIPLE,
+                               "If-None-Exist matches more than one %s; make the criteria "
+                               "more selective",
+                               a->type);
+        if (m.n == 1) {
+            /* the match is returned: that is a read of it */
+            ehr_store_rec rec;
+            ehr_repo_limit lim;
+            repo_seen seen;
+            if ((st = repo_decide(a->ctx, EHR_ACCESS_READ, a->type, &lim, err)) ||
+                (st = EHR_STORE_CALL(c, current, a->type, m.id, &rec, &out->body, err)) ||
+                (st = repo_check_visible(c, a->ctx, &lim, a->type, m.id, 0, &seen, err)))
+                return st;
+            snprintf(out->type, sizeof out->type, "%s", a->type);
+            snprintf(out->id, sizeof out->id, "%s", m.id);
+            out->version = rec.version;
+            out->last_updated = rec.last_updated;
+            out->unchanged = true;
+            struct repo_event ev = {.action = "read", .type = a->type, .id = m.id,
+                                    .version = rec.version, .n = -1, .seen = &seen,
+                                    .query = a->query};
+            return repo_audit_in(c, a->ctx, &ev, next_time(r), err);
+        }
+    }
+    return create_in(r, c, a->ctx, a->type, NULL, a->res, out, err);
 }
 
 ehr_status ehr_repo_create(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, json_t *res,
                            const char *if_none_exist, ehr_repo_out *out, ehr_fhir_issues *issues,
                            ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_CREATE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "create", type, NULL, err, err);
-    if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
+        return after_write(r, ctx, st, "create", type, NULL, err);
+    if (st || (st = validate(type, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    if (if_none_exist && *if_none_exist) {
-        struct matches m;
-        st = find_matches(c, ctx, type, if_none_exist, &m, issues, err);
-        if (!st && m.n > 1)
-            st = ehr_err_set(err, EHR_EMULTIPLE,
-                             "If-None-Exist matches more than one %s; make the criteria "
-                             "more selective",
-                             type);
-        if (!st && m.n == 1) {
-            /* the match is returned: that is a read */
-            ehr_store_rec rec;
-            repo_seen seen;
-            if (!(st = repo_decide(ctx, EHR_ACCESS_READ, type, &lim, err)))
-                st = EHR_STORE_CALL(c, current, type, m.id, &rec, &out->body, err);
-            if (!st)
-                st = repo_check_visible(c, ctx, &lim, type, m.id, 0, &seen, err);
-            if (!st) {
-                snprintf(out->type, sizeof out->type, "%s", type);
-                snprintf(out->id, sizeof out->id, "%s", m.id);
-                out->version = rec.version;
-                out->last_updated = rec.last_updated;
-                out->unchanged = true;
-                struct repo_event ev = {.action = "read", .type = type, .id = m.id,
-                                        .version = rec.version, .n = -1, .seen = &seen,
-                                        .query = if_none_exist};
-                st = repo_audit_in(c, ctx, &ev, ehr_time_now_us(), err);
-            }
-            return finish_write(r, c, ctx, st, "create", type, NULL, err);
-        }
-    }
-    if (!st)
-        st = create_in(r, c, ctx, type, NULL, res, out, err);
-    return finish_write(r, c, ctx, st, "create", type, NULL, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = if_none_exist, .res = res, .out = out,
+                      .issues = issues};
+    st = run_write(r, do_create, &a, err);
+    return after_write(r, ctx, st, "create", type, NULL, err);
 }
 
 /* Update inside an open write transaction. */
@@ -561,93 +718,97 @@ static ehr_status check_body_id(const char *type, const char *id, const json_t *
     return EHR_OK;
 }
 
+static ehr_status do_update(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    return update_in(r, c, a->ctx, a->type, a->id, a->res, a->if_match, "PUT", a->out, err);
+}
+
 ehr_status ehr_repo_update(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                            json_t *res, int64_t if_match, ehr_repo_out *out,
                            ehr_fhir_issues *issues, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "update", type, id, err, err);
+        return after_write(r, ctx, st, "update", type, id, err);
     if (st || (st = validate(type, res, issues, err)) ||
-        (st = check_body_id(type, id, res, issues, err)) || (st = conn_get(r, &c, err)))
+        (st = check_body_id(type, id, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .res = res, .if_match = if_match,
+                      .out = out, .issues = issues};
+    st = run_write(r, do_update, &a, err);
+    return after_write(r, ctx, st, "update", type, id, err);
+}
+
+static ehr_status do_update_where(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    struct matches m;
+    ehr_status st = find_matches(c, a->ctx, a->type, a->query, &m, a->issues, err);
+    if (st)
         return st;
-    st = update_in(r, c, ctx, type, id, res, if_match, "PUT", out, err);
-    return finish_write(r, c, ctx, st, "update", type, id, err);
+    const char *bid = ehr_json_get_string(a->res, "id");
+    if (m.n > 1)
+        return ehr_err_set(err, EHR_EMULTIPLE,
+                           "the conditional update matches more than one %s; make the criteria "
+                           "more selective",
+                           a->type);
+    if (m.n == 0)
+        return create_in(r, c, a->ctx, a->type, bid, a->res, a->out, err);
+    if (bid && strcmp(bid, m.id)) {
+        ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR, "invalid", "Resource.id",
+                           "the body's id '%s' differs from the matching resource's id '%s'", bid,
+                           m.id);
+        return ehr_err_set(err, EHR_EINVAL, "id mismatch");
+    }
+    return update_in(r, c, a->ctx, a->type, m.id, a->res, a->if_match, "PUT", a->out, err);
 }
 
 ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
                                  const char *query, json_t *res, int64_t if_match,
                                  ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "update", type, NULL, err, err);
-    if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
+        return after_write(r, ctx, st, "update", type, NULL, err);
+    if (st || (st = validate(type, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    struct matches m;
-    st = find_matches(c, ctx, type, query, &m, issues, err);
-    const char *bid = ehr_json_get_string(res, "id");
-    if (!st && m.n > 1)
-        st = ehr_err_set(err, EHR_EMULTIPLE,
-                         "the conditional update matches more than one %s; make the criteria "
-                         "more selective",
-                         type);
-    else if (!st && m.n == 1) {
-        if (bid && strcmp(bid, m.id)) {
-            ehr_fhir_issue_add(issues, EHR_SEV_ERROR, "invalid", "Resource.id",
-                               "the body's id '%s' differs from the matching resource's id '%s'",
-                               bid, m.id);
-            st = ehr_err_set(err, EHR_EINVAL, "id mismatch");
-        } else {
-            st = update_in(r, c, ctx, type, m.id, res, if_match, "PUT", out, err);
-        }
-    } else if (!st) {
-        st = create_in(r, c, ctx, type, bid, res, out, err);
-    }
-    return finish_write(r, c, ctx, st, "update", type, NULL, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = query, .res = res,
+                      .if_match = if_match, .out = out, .issues = issues};
+    st = run_write(r, do_update_where, &a, err);
+    return after_write(r, ctx, st, "update", type, NULL, err);
 }
 
-ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
-                          const json_t *patch, int64_t if_match, ehr_repo_out *out,
-                          ehr_fhir_issues *issues, ehr_err *err)
+static ehr_status do_patch(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
 {
-    ehr_store_conn *c;
-    ehr_repo_limit lim;
-    ehr_status st = check_type(type, err);
-    if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "patch", type, id, err, err);
-    if (st || (st = conn_get(r, &c, err)))
-        return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
+    struct wargs *a = arg;
+    const char *type = a->type, *id = a->id;
     ehr_store_rec cur;
     ehr_buf body = EHR_BUF_INIT;
     json_t *doc = NULL;
+    ehr_repo_limit lim;
     repo_seen seen;
-    st = EHR_STORE_CALL(c, current, type, id, &cur, &body, err);
+    ehr_status st = repo_decide(a->ctx, EHR_ACCESS_UPDATE, type, &lim, err);
+    if (!st)
+        st = EHR_STORE_CALL(c, current, type, id, &cur, &body, err);
     /* another patient's resource is not known */
-    if (!st && !(st = repo_check_visible(c, ctx, &lim, type, id, 0, &seen, err)) && !seen.visible)
+    if (!st && !(st = repo_check_visible(c, a->ctx, &lim, type, id, 0, &seen, err)) &&
+        !seen.visible)
         st = EHR_ENOTFOUND;
     if (st == EHR_ENOTFOUND)
         st = ehr_err_set(err, EHR_ENOTFOUND, "%s/%s is not known", type, id);
     else if (!st && cur.deleted)
         st = ehr_err_set(err, EHR_EGONE, "%s/%s was deleted", type, id);
-    else if (!st && if_match && if_match != cur.version)
+    else if (!st && a->if_match && a->if_match != cur.version)
         st = ehr_err_set(err, EHR_ECONFLICT,
                          "%s/%s is at version %lld, not %lld; read it again and reapply your patch",
-                         type, id, (long long)cur.version, (long long)if_match);
+                         type, id, (long long)cur.version, (long long)a->if_match);
     if (!st && !(doc = ehr_json_parse(body.data, body.len, err)))
         st = EHR_EINTERNAL;
-    if (!st && (st = ehr_json_patch(&doc, patch, err))) {
-        ehr_fhir_issue_add(issues, EHR_SEV_ERROR,
+    if (!st && (st = ehr_json_patch(&doc, a->patch, err))) {
+        ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR,
                            st == EHR_EPRECONDITION ? "conflict" : "invalid", NULL, "%s",
                            err ? err->msg : "the patch failed");
     }
@@ -655,18 +816,34 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
         const char *bid = ehr_json_get_string(doc, "id");
         const char *rt = ehr_json_get_string(doc, "resourceType");
         if (!bid || strcmp(bid, id) || !rt || strcmp(rt, type)) {
-            ehr_fhir_issue_add(issues, EHR_SEV_ERROR, "invalid", "Resource.id",
+            ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR, "invalid", "Resource.id",
                                "a patch may not change the resource's id or resourceType");
             st = ehr_err_set(err, EHR_EUNPROCESSABLE, "patch changes id or type");
         }
     }
-    if (!st && (st = validate(type, doc, issues, err)) == EHR_EINVAL)
+    if (!st && (st = validate(type, doc, a->issues, err)) == EHR_EINVAL)
         st = ehr_err_set(err, EHR_EUNPROCESSABLE, "the patched %s is not valid", type);
     if (!st)
-        st = write_version(r, c, ctx, type, id, cur.version + 1, "PATCH", doc, out, err);
+        st = write_version(r, c, a->ctx, type, id, cur.version + 1, "PATCH", doc, a->out, err);
     json_decref(doc);
     ehr_buf_free(&body);
-    return finish_write(r, c, ctx, st, "patch", type, id, err);
+    return st;
+}
+
+ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
+                          const json_t *patch, int64_t if_match, ehr_repo_out *out,
+                          ehr_fhir_issues *issues, ehr_err *err)
+{
+    ehr_repo_limit lim;
+    ehr_status st = check_type(type, err);
+    if (!st && (st = repo_decide(ctx, EHR_ACCESS_UPDATE, type, &lim, err)) == EHR_EFORBIDDEN)
+        return after_write(r, ctx, st, "patch", type, id, err);
+    if (st)
+        return st;
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .patch = patch, .if_match = if_match,
+                      .out = out, .issues = issues};
+    st = run_write(r, do_patch, &a, err);
+    return after_write(r, ctx, st, "patch", type, id, err);
 }
 
 /* Delete inside an open write transaction. */
@@ -719,54 +896,64 @@ static ehr_status delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
     return EHR_OK;
 }
 
+static ehr_status do_delete(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    return delete_in(r, c, a->ctx, a->type, a->id, a->if_match, a->out, err);
+}
+
 ehr_status ehr_repo_delete(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                            int64_t if_match, ehr_repo_out *out, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_DELETE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "delete", type, id, err, err);
-    if (st || (st = conn_get(r, &c, err)))
+        return after_write(r, ctx, st, "delete", type, id, err);
+    if (st)
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    st = delete_in(r, c, ctx, type, id, if_match, out, err);
-    /* nothing deleted (unknown, already deleted or not the caller's): audited too */
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .if_match = if_match, .out = out};
+    st = run_write(r, do_delete, &a, err);
+    /* nothing deleted (unknown, already deleted, or not the caller's): audited too */
     if (!st && out->version == 0 && ctx && ctx->policy)
-        st = EHR_ENOTFOUND;
-    st = finish_write(r, c, ctx, st, "delete", type, id, err);
-    return st == EHR_ENOTFOUND ? EHR_OK : st;
+        return after_write(r, ctx, EHR_ENOTFOUND, "delete", type, id, err) == EHR_ENOTFOUND
+                   ? EHR_OK
+                   : EHR_EIO;
+    return after_write(r, ctx, st, "delete", type, id, err);
+}
+
+static ehr_status do_delete_where(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    struct matches m;
+    ehr_status st = find_matches(c, a->ctx, a->type, a->query, &m, a->issues, err);
+    if (st)
+        return st;
+    if (m.n > 1)
+        return ehr_err_set(err, EHR_EMULTIPLE,
+                           "the conditional delete matches more than one %s; make the criteria "
+                           "more selective",
+                           a->type);
+    if (m.n == 1)
+        return delete_in(r, c, a->ctx, a->type, m.id, 0, a->out, err);
+    snprintf(a->out->type, sizeof a->out->type, "%s", a->type);
+    a->out->version = 0;
+    a->out->deleted = true;
+    return EHR_OK;
 }
 
 ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
                                  const char *query, ehr_repo_out *out, ehr_fhir_issues *issues,
                                  ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
     if (!st && (st = repo_decide(ctx, EHR_ACCESS_DELETE, type, &lim, err)) == EHR_EFORBIDDEN)
-        return denied(r, ctx, st, "delete", type, NULL, err, err);
-    if (st || (st = conn_get(r, &c, err)))
+        return after_write(r, ctx, st, "delete", type, NULL, err);
+    if (st)
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    struct matches m;
-    st = find_matches(c, ctx, type, query, &m, issues, err);
-    if (!st && m.n > 1)
-        st = ehr_err_set(err, EHR_EMULTIPLE,
-                         "the conditional delete matches more than one %s; make the criteria "
-                         "more selective",
-                         type);
-    else if (!st && m.n == 1)
-        st = delete_in(r, c, ctx, type, m.id, 0, out, err);
-    else if (!st) {
-        snprintf(out->type, sizeof out->type, "%s", type);
-        out->version = 0;
-        out->deleted = true;
-    }
-    return finish_write(r, c, ctx, st, "delete", type, NULL, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = query, .out = out, .issues = issues};
+    st = run_write(r, do_delete_where, &a, err);
+    return after_write(r, ctx, st, "delete", type, NULL, err);
 }
 
 /* Counts the rows a search or history hands out, and keeps their ids for the audit. */
@@ -801,7 +988,7 @@ static ehr_status audit_query(ehr_repo *r, const ehr_repo_ctx *ctx, const char *
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (ids && json_array_size(ids))
         json_object_set(o, "results", ids);
-    ehr_status st = ehr_audit_record_json(r->audit, 0, o, err);
+    ehr_status st = repo_append_audit(r, o, err);
     json_decref(o);
     return st;
 }
@@ -823,7 +1010,7 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
                            &lq.access, &glass, err);
     if (st == EHR_EFORBIDDEN) {
         ehr_arena_free(&a);
-        return denied(r, ctx, st, "history", q->type, q->id, err, err);
+        return denied(r, ctx, st, "history", q->type, q->id, err ? err->msg : NULL, err);
     }
     struct counted k = {.cb = cb, .ctx = cb_ctx, .ids = json_array()};
     /* one read transaction: the total and the page see the same snapshot */
@@ -860,7 +1047,7 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
     st = repo_query_access(ctx, EHR_ACCESS_SEARCH, q.type, a, &q.access, &glass, err);
     if (st == EHR_EFORBIDDEN) {
         ehr_arena_free(&a);
-        return denied(r, ctx, st, "search", q.type, NULL, err, err);
+        return denied(r, ctx, st, "search", q.type, NULL, err ? err->msg : NULL, err);
     }
     size_t *tp = s->total_none ? NULL : total;
     struct counted k = {.cb = cb, .ctx = cb_ctx, .ids = json_array()};
@@ -886,7 +1073,7 @@ ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, e
         json_object_set_new(event, "app", json_string(ctx->app));
     if (ctx && ctx->client && !json_object_get(event, "client"))
         json_object_set_new(event, "client", json_string(ctx->client));
-    return ehr_audit_record_json(r->audit, 0, event, err);
+    return repo_append_audit(r, event, err);
 }
 
 ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err)

@@ -7,7 +7,6 @@
 
 #include <jansson.h>
 
-#include "audit/audit.h"
 #include "core/arena.h"
 #include "repo/repo.h"
 
@@ -69,8 +68,10 @@ json_t *repo_event_json(const ehr_repo_ctx *ctx, const struct repo_event *ev);
 /* Inside the caller's write transaction (commits with the change). */
 ehr_status repo_audit_in(ehr_store_conn *c, const ehr_repo_ctx *ctx, const struct repo_event *ev,
                          int64_t when, ehr_err *err);
-/* Through the group-commit writer; returns once durable. */
-ehr_status repo_audit_now(ehr_audit *a, const ehr_repo_ctx *ctx, const struct repo_event *ev,
+/* Through the group commit of writes (repo.c); returns once durable. */
+ehr_status repo_audit_now(ehr_repo *r, const ehr_repo_ctx *ctx, const struct repo_event *ev,
                           ehr_err *err);
+/* Append one event (a JSON object) through the group commit. */
+ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err);
 
 #endif
