@@ -151,6 +151,10 @@ const char *auth_fhir_base(ehr_auth *a, ehr_http_request *req);
 /* ---- HTTP (guard.c, oauth.c, web.c) ---- */
 
 int auth_guard(void *ctx, ehr_http_request *req, ehr_http_response *res);
+/* GET /fhir/AuditEvent...: the audit log as AuditEvents (auditview.c); false
+   when the request is for something else. */
+bool auth_audit_view(ehr_auth *a, ehr_http_request *req, ehr_http_response *res,
+                     const ehr_repo_ctx *who);
 int auth_oauth(void *ctx, ehr_http_request *req, ehr_http_response *res);
 int auth_web(void *ctx, ehr_http_request *req, ehr_http_response *res);
 

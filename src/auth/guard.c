@@ -113,5 +113,7 @@ int auth_guard(void *ctx, ehr_http_request *req, ehr_http_response *res)
         return EHR_HTTP_HANDLED;
     }
     req->user = &id->ctx;
+    if (auth_audit_view(a, req, res, &id->ctx))
+        return EHR_HTTP_HANDLED;
     return EHR_HTTP_NEXT;
 }
