@@ -120,7 +120,8 @@ void auth_form_parse(ehr_http_request *req, auth_form *f)
     f->n = 0;
     f->p = NULL;
     const char *ct = ehr_http_header(req, "Content-Type");
-    if (ct && !strncasecmp(ct, "application/json", 16)) {
+    if (ct && (!strncasecmp(ct, "application/json", 16) ||
+               !strncasecmp(ct, "application/fhir+json", 21))) {
         form_from_json(req, f);
         return;
     }
