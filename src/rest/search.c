@@ -35,8 +35,10 @@ void rest_search(struct rctx *x, const char *type)
             rest_fail(x, 500, "exception", NULL, "out of memory");
             return;
         }
-        memcpy(all, params, n * sizeof *all);
-        memcpy(all + n, bp, bn * sizeof *all);
+        if (n) /* no query: params may be NULL */
+            memcpy(all, params, n * sizeof *all);
+        if (bn)
+            memcpy(all + n, bp, bn * sizeof *all);
         params = all;
         n += bn;
     }
