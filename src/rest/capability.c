@@ -70,6 +70,14 @@ static void build(void)
     json_object_set_new(rest, "mode", json_string("server"));
     json_object_set_new(rest, "resource", resources);
     json_object_set_new(rest, "interaction", json_pack("[{s:s}]", "code", "history-system"));
+    /* SMART App Launch: the endpoints are in /.well-known/smart-configuration */
+    json_object_set_new(
+        rest, "security",
+        json_pack("{s:b, s:[{s:[{s:s, s:s}]}], s:s}", "cors", 1, "service", "coding", "system",
+                  "http://terminology.hl7.org/CodeSystem/restful-security-service", "code",
+                  "SMART-on-FHIR", "description",
+                  "OAuth2 with SMART App Launch 2.0: see [base]/.well-known/smart-configuration; "
+                  "every request needs a Bearer access token"));
     json_object_set_new(cs, "rest", json_pack("[o]", rest));
     cached = ehr_json_dumps(cs, EHR_JSON_COMPACT);
     cached_len = cached ? strlen(cached) : 0;
