@@ -156,9 +156,9 @@ if [ "$BARE_ONLY" = 0 ]; then
     code=$(create_patient)
     if { [ "$code" = 401 ] || [ "$code" = 403 ]; } && [ -z "${EHR_BENCH_TOKEN:-}" ]; then
         note "ehr serve wants a token; making a user 'bench' and a token"
-        "$EHR" user add --db "$TMP/ehr.db" --username bench --password "bench-$$-$RANDOM" \
+        "$EHR" user add --db "$TMP/ehr.db" --username bench --password "Secret-$$-$RANDOM" \
             --role admin >"$TMP/user.log" 2>&1 || { cat "$TMP/user.log" >&2; die "ehr user add failed; set EHR_BENCH_TOKEN"; }
-        EHR_BENCH_TOKEN=$("$EHR" token --db "$TMP/ehr.db" --user bench --scope 'system/*.*' 2>"$TMP/token.log" | tail -n1) ||
+        EHR_BENCH_TOKEN=$("$EHR" token --db "$TMP/ehr.db" --user bench --scope 'user/*.cruds' 2>"$TMP/token.log" | tail -n1) ||
             { cat "$TMP/token.log" >&2; die "ehr token failed; set EHR_BENCH_TOKEN"; }
         AUTH=(-H "Authorization: Bearer $EHR_BENCH_TOKEN")
         code=$(create_patient)

@@ -444,6 +444,8 @@ ehr_status ehr_http_server_start(ehr_http_server *s, ehr_err *err)
         flags |= MHD_USE_TLS;
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem);
         OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem);
+        /* TLS 1.2 and 1.3 only (HIPAA transmission security, NIST SP 800-52r2) */
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
     }
 
     if (s->cfg.threads > 1)

@@ -1062,5 +1062,68 @@ def t_insecure():
 
 test_expect_success('--insecure-no-auth: no tokens, loopback only, still audited', t_insecure)
 
+def t_tls():
+    d = srv.tmpdir
+    cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
+                    '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], check=True,
+                   capture_output=True)
+    # the harness waits over plain HTTP: this one is started by hand
+    import http.client
+    import warnings
+    import socket
+    import ssl
+    port = None
+    with socket.socket() as sk:
+        sk.bind(('127.0.0.1', 0))
+        port = sk.getsockname()[1]
+    p = subprocess.Popen([EHR_BIN, 'serve', '--port', str(port), '--db', os.path.join(d, 'tls.db'),
+                          '--bind', '127.0.0.1', '--tls-cert', cert, '--tls-key', key],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        r = None
+        for _ in range(100):
+            try:
+                conn = http.client.HTTPSConnection('127.0.0.1', port, context=ctx, timeout=10)
+                conn.request('POST', '/auth/login', body='{"username":"x","password":"y"}',
+                             headers={'Content-Type': 'application/json'})
+                r = conn.getresponse()
+                r.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        check(r is not None, 'the TLS server did not answer')
+        hsts = r.getheader('Strict-Transport-Security') or ''
+        check('max-age=' in hsts, 'HSTS on TLS: %r' % hsts)
+        conn.close()
+        # TLS 1.1 and older are refused by the server
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.check_hostname = False
+        old.verify_mode = ssl.CERT_NONE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', DeprecationWarning)
+                old.minimum_version = ssl.TLSVersion.TLSv1
+                old.maximum_version = ssl.TLSVersion.TLSv1_1
+            old.set_ciphers('ALL:@SECLEVEL=0')
+            with socket.create_connection(('127.0.0.1', port), timeout=10) as raw:
+                try:
+                    with old.wrap_socket(raw) as t:
+                        raise TestFailure('a TLS %s handshake succeeded' % t.version())
+                except ssl.SSLError:
+                    neg()
+        except (ValueError, ssl.SSLError):
+            note('this Python cannot speak TLS 1.1; the refusal is not checked')
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+test_expect_success('TLS: HSTS on every answer; TLS 1.1 refused', t_tls)
+
 note('negative cases tried: %d' % NEGATIVE[0])
 test_done()
