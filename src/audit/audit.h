@@ -11,10 +11,13 @@
  *     and its audit record commit together or not at all;
  *   - everything else (reads, searches, history, denials, sign-ins, token
  *     grants, break-glass, user changes) is appended through the same group
- *     commit as writes (repo.c run_write), and the caller waits until it is
- *     durable: no PHI leaves the server before the access is on disk, and
- *     if the append fails the request fails ("no unaudited access"). Many
- *     concurrent reads share one fsync; a lone read pays one commit.
+ *     commit as writes (repo.c run_job), and the caller waits until it is
+ *     committed: no PHI leaves the server unrecorded, and if the append
+ *     fails the request fails ("no unaudited access"). Batches of audit
+ *     records alone are committed to the log without an fsync: they survive
+ *     a crash of the process, and reach the disk with the next write or
+ *     within a second (the repository's flusher). docs/security.md weighs
+ *     this against an fsync per read.
  *
  * Events are compact JSON objects with ids, never resource content
  * (fields: docs/security.md, "Audit log").

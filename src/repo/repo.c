@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/arena.h"
 #include "core/json.h"
@@ -30,6 +31,13 @@ struct ehr_repo {
     pthread_cond_t write_cond;
     struct wjob *queue_head, *queue_tail;
     bool leader;
+    /* audit records committed without an fsync since the last one, and the
+       thread that flushes them to disk within a second (see run_batch) */
+    atomic_bool unsynced;
+    pthread_t flusher;
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_cond;
+    bool stopping, have_flusher;
     /* every connection ever opened, closed by ehr_repo_free */
     pthread_mutex_t lock;
     ehr_store_conn **conns;
@@ -49,6 +57,43 @@ static void conn_gone(void *p)
     (void)p;
 }
 
+/*
+ * Every second, if audit records were committed without an fsync since
+ * the last one, make them durable (and once more when the repository
+ * closes). Its own connection: it never waits for a writer.
+ */
+static void *flusher(void *p)
+{
+    ehr_repo *r = p;
+    ehr_store_conn *c = NULL;
+    pthread_mutex_lock(&r->flush_lock);
+    for (;;) {
+        bool stop = r->stopping;
+        if (!stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&r->flush_cond, &r->flush_lock, &ts);
+            stop = r->stopping;
+        }
+        if (atomic_exchange(&r->unsynced, false)) {
+            pthread_mutex_unlock(&r->flush_lock);
+            ehr_err err = {{0}};
+            if ((c || !ehr_store_connect(r->store, &c, &err)) &&
+                EHR_STORE_CALL(c, flush, &err)) {
+                atomic_store(&r->unsynced, true); /* try again */
+                ehr_log(EHR_LOG_ERROR, "repo: flushing the audit log failed: %s", err.msg);
+            }
+            pthread_mutex_lock(&r->flush_lock);
+        }
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&r->flush_lock);
+    ehr_store_disconnect(&c);
+    return NULL;
+}
+
 ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
 {
     *out = NULL;
@@ -64,6 +109,9 @@ ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->write_lock, NULL);
     pthread_cond_init(&r->write_cond, NULL);
+    pthread_mutex_init(&r->flush_lock, NULL);
+    pthread_cond_init(&r->flush_cond, NULL);
+    r->have_flusher = pthread_create(&r->flusher, NULL, flusher, r) == 0;
     *out = r;
     return EHR_OK;
 }
@@ -73,6 +121,15 @@ void ehr_repo_free(ehr_repo **rp)
     if (!rp || !*rp)
         return;
     ehr_repo *r = *rp;
+    if (r->have_flusher) {
+        pthread_mutex_lock(&r->flush_lock);
+        r->stopping = true;
+        pthread_cond_signal(&r->flush_cond);
+        pthread_mutex_unlock(&r->flush_lock);
+        pthread_join(r->flusher, NULL);
+    }
+    pthread_mutex_destroy(&r->flush_lock);
+    pthread_cond_destroy(&r->flush_cond);
     for (size_t i = 0; i < r->n_conns; i++)
         ehr_store_disconnect(&r->conns[i]);
     free(r->conns);
@@ -312,6 +369,7 @@ static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err)
 struct wjob {
     ehr_status (*fn)(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err);
     void *arg;
+    bool log_only; /* appends an audit record and nothing else */
     ehr_status st;
     ehr_err err;
     bool done;
@@ -320,11 +378,26 @@ struct wjob {
 
 #define MAX_BATCH 256
 
+/*
+ * Durability. A batch that changes data commits with an fsync (its audit
+ * records with it). A batch of audit records alone (reads, searches,
+ * denials, sign-ins) is committed to the log without one: it survives the
+ * process dying, and reaches the disk with the next data commit or within
+ * a second (the flusher). Only a power cut or a kernel crash in that
+ * second can lose read records; never a write or its record. This makes
+ * auditing every read cheap: an fsync costs milliseconds on a busy disk,
+ * a log append microseconds (docs/security.md, "Audit log").
+ */
 static void run_batch(ehr_repo *r, struct wjob *batch)
 {
     ehr_store_conn *c = NULL;
     ehr_err err = {{0}};
+    bool log_only = true;
+    for (struct wjob *j = batch; j; j = j->next)
+        log_only = log_only && j->log_only;
     ehr_status st = conn_get(r, &c, &err);
+    if (!st)
+        st = EHR_STORE_CALL(c, set_sync, !log_only, &err);
     if (!st)
         st = EHR_STORE_CALL(c, begin, true, &err);
     if (st) {
@@ -367,20 +440,25 @@ static void run_batch(ehr_repo *r, struct wjob *batch)
         return;
     }
     st = finish(c, EHR_OK, &err);
-    if (st)
+    if (st) {
         for (struct wjob *j = batch; j; j = j->next)
             if (!j->st) {
                 j->st = st;
                 j->err = err;
             }
+    } else if (log_only) {
+        atomic_store(&r->unsynced, true);
+    } else {
+        atomic_store(&r->unsynced, false); /* the fsync took the earlier records too */
+    }
 }
 
 /* Run fn(arg) in a durable write transaction; returns when it is committed. */
-static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
-                                                          ehr_err *),
-                            void *arg, ehr_err *err)
+static ehr_status run_job(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
+                                                        ehr_err *),
+                          void *arg, bool log_only, ehr_err *err)
 {
-    struct wjob job = {.fn = fn, .arg = arg};
+    struct wjob job = {.fn = fn, .arg = arg, .log_only = log_only};
     pthread_mutex_lock(&r->write_lock);
     if (r->queue_tail)
         r->queue_tail->next = &job;
@@ -415,6 +493,13 @@ static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_
     return job.st;
 }
 
+static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
+                                                          ehr_err *),
+                            void *arg, ehr_err *err)
+{
+    return run_job(r, fn, arg, false, err);
+}
+
 /*
  * Audit records outside a change of data (reads, searches, denials,
  * sign-ins) go through the same group commit as writes: the record is
@@ -438,7 +523,7 @@ ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err)
     if (!s)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     struct audit_job j = {.event = s, .len = strlen(s), .when = next_time(r)};
-    ehr_status st = run_write(r, do_audit, &j, err);
+    ehr_status st = run_job(r, do_audit, &j, true, err);
     free(s);
     if (st)
         ehr_log(EHR_LOG_ERROR, "audit: a record could not be appended: %s", ehr_status_str(st));
@@ -1083,7 +1168,7 @@ ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err)
 
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = conn_get(r, &c, err);
     if (st || (st = EHR_STORE_CALL(c, begin, false, err)))
         return st;

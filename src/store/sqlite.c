@@ -991,4 +991,6 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .obj_del = ehr_sqlite__obj_del,
     .obj_list = ehr_sqlite__obj_list,
     .obj_purge = ehr_sqlite__obj_purge,
+    .set_sync = ehr_sqlite__set_sync,
+    .flush = ehr_sqlite__flush,
 };

@@ -308,3 +308,23 @@ ehr_status ehr_sqlite__obj_purge(ehr_store_conn *c, ehr_err *err)
     done(st);
     return rc == SQLITE_DONE ? EHR_OK : xerr(x, err, "purging auth data");
 }
+
+ehr_status ehr_sqlite__set_sync(ehr_store_conn *c, bool full, ehr_err *err)
+{
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    if (sqlite3_exec(x->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+                     NULL, NULL) != SQLITE_OK)
+        return xerr(x, err, "setting durability");
+    return EHR_OK;
+}
+
+ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err)
+{
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    /* a passive checkpoint syncs the WAL before copying it back; readers
+       and writers are not blocked */
+    int rc = sqlite3_wal_checkpoint_v2(x->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return xerr(x, err, "flushing the log");
+    return EHR_OK;
+}

@@ -60,5 +60,7 @@ ehr_status ehr_sqlite__obj_del(ehr_store_conn *c, const char *kind, const char *
 ehr_status ehr_sqlite__obj_list(ehr_store_conn *c, const char *kind, const char *owner,
                                 ehr_store_obj_cb cb, void *ctx, ehr_err *err);
 ehr_status ehr_sqlite__obj_purge(ehr_store_conn *c, ehr_err *err);
+ehr_status ehr_sqlite__set_sync(ehr_store_conn *c, bool full, ehr_err *err);
+ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err);
 
 #endif

@@ -230,6 +230,15 @@ struct ehr_store_ops {
                            ehr_store_obj_cb cb, void *ctx, ehr_err *err);
     /* delete the expired documents of every kind */
     ehr_status (*obj_purge)(ehr_store_conn *c, ehr_err *err);
+    /* How durable the next commits on this connection are: full (the
+       default) syncs the log to disk at each commit; otherwise a commit is
+       written to the log and survives the process, and reaches the disk at
+       the next full commit or flush (sqlite: synchronous FULL / NORMAL in
+       WAL mode). */
+    ehr_status (*set_sync)(ehr_store_conn *c, bool full, ehr_err *err);
+    /* Make everything committed so far durable (sqlite: a WAL checkpoint,
+       which syncs the log first). */
+    ehr_status (*flush)(ehr_store_conn *c, ehr_err *err);
 };
 
 struct ehr_store {

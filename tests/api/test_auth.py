@@ -1062,6 +1062,24 @@ def t_insecure():
 
 test_expect_success('--insecure-no-auth: no tokens, loopback only, still audited', t_insecure)
 
+def t_audit_survives_kill():
+    s6 = Server(name='kill').start()
+    c = s6.client()
+    expect_status(c.put('/fhir/Patient/k1', json={'resourceType': 'Patient', 'id': 'k1'}), 201)
+    for _ in range(25):
+        expect_status(c.get('/fhir/Patient/k1'), 200)
+    s6.kill()   # SIGKILL right after the answers: no clean shutdown
+    lines = s6.ehr('audit', 'report', '--action', 'read')[1].splitlines()
+    got = [l for l in lines if 'Patient/k1' in l and ' read ok ' in l]
+    eq(len(got), 25, 'reads audited before they were answered, kept through a SIGKILL')
+    rc, out, _ = s6.ehr('audit', 'verify', check_rc=False)
+    eq(rc, 0, 'chain intact after the kill: %s' % out)
+
+
+test_expect_success('every read answered is in the audit log even when the server is killed at once',
+                    t_audit_survives_kill)
+
+
 def t_tls():
     d = srv.tmpdir
     cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
