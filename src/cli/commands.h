@@ -15,4 +15,10 @@
  */
 int ehr_cmd_validate(int argc, char **argv);
 
+/* ehr serve [--port N] [--db PATH] ...: the HTTP server (see --help). */
+int ehr_cmd_serve(int argc, char **argv);
+
+/* ehr demo [--db PATH]: load the demo patients (idempotent). */
+int ehr_cmd_demo(int argc, char **argv);
+
 #endif

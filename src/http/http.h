@@ -93,6 +93,14 @@ uint16_t ehr_http_server_port(const ehr_http_server *s);
 /* Stop (waits for requests in flight) and free; *s is set to NULL. */
 void ehr_http_server_free(ehr_http_server **s);
 
+/* Responses sent so far, by status class; counts only, nothing about content. */
+struct ehr_http_stats {
+    unsigned long requests;   /* all responses */
+    unsigned long by_class[6];/* [1] 1xx ... [5] 5xx; [0] unused */
+    long in_flight;           /* requests received and not yet completed */
+};
+void ehr_http_server_stats(const ehr_http_server *s, struct ehr_http_stats *out);
+
 /* A request header by name, case-insensitive, or NULL. */
 const char *ehr_http_header(const ehr_http_request *req, const char *name);
 /* The first query parameter of that name, or NULL. */

@@ -603,7 +603,7 @@ static ehr_status s_history(ehr_store_conn *base, const ehr_store_history_q *q, 
         ehr_buf_printf(&d.sql, "SELECT count(*) FROM resource%s", where.data);
         res = count_rows(c, &d, total, err);
     }
-    if (!res && q->count > 0) {
+    if (!res && q->count > 0 && cb) {
         ehr_buf_reset(&d.sql);
         ehr_buf_printf(&d.sql,
                        "SELECT type, id, version, last_updated, deleted, method, content "
@@ -743,7 +743,7 @@ static ehr_status s_search(ehr_store_conn *base, const ehr_store_query *q, ehr_s
         ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
         res = count_rows(c, &d, total, err);
     }
-    if (!res && q->count > 0) {
+    if (!res && q->count > 0 && cb) {
         ehr_buf_reset(&d.sql);
         ehr_buf_printf(&d.sql,
                        "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "

@@ -179,6 +179,6 @@ void ehr_store_close(ehr_store **s);
 ehr_status ehr_store_connect(ehr_store *s, ehr_store_conn **out, ehr_err *err);
 void ehr_store_disconnect(ehr_store_conn **c);
 
-#define EHR_STORE_CALL(c, fn, ...) ((c)->store->ops->fn((c), __VA_ARGS__))
+#define EHR_STORE_CALL(c, fn, ...) ((c)->store->ops->fn((c), ##__VA_ARGS__))
 
 #endif
