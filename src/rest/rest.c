@@ -387,7 +387,8 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
         return EHR_HTTP_HANDLED;
     }
     if (!valid_id(second)) {
-        rest_fail(&x, 400, "value", NULL,
+        char *where = ehr_arena_printf(req->arena, "%s.id", first);
+        rest_fail(&x, 400, "value", where,
                   "'%.80s' is not a valid id: 1 to 64 letters, digits, '-' or '.'", second);
         return EHR_HTTP_HANDLED;
     }
