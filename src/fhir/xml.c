@@ -84,7 +84,8 @@ static bool is_attribute_elem(const ehr_fhir_type *t, const char *name)
 {
     if (t->kind == EHR_FHIR_KIND_RESOURCE)
         return false;
-    return strcmp(name, "id") == 0 || (strcmp(name, "url") == 0 && strcmp(t->name, "Extension") == 0);
+    return strcmp(name, "id") == 0 ||
+           (strcmp(name, "url") == 0 && strcmp(t->name, "Extension") == 0);
 }
 
 static bool is_number_prim(ehr_fhir_prim p)
@@ -108,9 +109,9 @@ struct frame {
     const ehr_fhir_type *type;    /* the type of the content */
     const ehr_fhir_element *elem; /* the element in the parent; NULL for a resource */
     const char *key;              /* JSON name in the parent (the XML local name) */
-    json_t *obj;   /* RESOURCE, COMPLEX: the object; PRIM: its "_name" object (or NULL);
-                      WRAP: the resource once read */
-    json_t *value; /* PRIM: the value, or NULL */
+    json_t *obj;     /* RESOURCE, COMPLEX: the object; PRIM: its "_name" object (or NULL);
+                        WRAP: the resource once read */
+    json_t *value;   /* PRIM: the value, or NULL */
     size_t path_len; /* length of the location before this frame's step */
 };
 
@@ -123,11 +124,11 @@ struct reader {
     /* > 0 while inside an element that is skipped (unknown, or the
        narrative div): its nesting depth */
     size_t skip;
-    bool xhtml;           /* the skipped element is the div */
-    bool xhtml_has_ns;    /* ... and declares the XHTML namespace itself */
-    size_t xhtml_start;   /* offset of the div's '<' */
+    bool xhtml;         /* the skipped element is the div */
+    bool xhtml_has_ns;  /* ... and declares the XHTML namespace itself */
+    size_t xhtml_start; /* offset of the div's '<' */
     const ehr_fhir_element *xhtml_elem;
-    ehr_buf path;         /* location of the innermost frame, FHIRPath-style */
+    ehr_buf path; /* location of the innermost frame, FHIRPath-style */
     ehr_buf scratch;
     json_t *result;
     ehr_fhir_issues *issues;
@@ -392,7 +393,8 @@ static bool choice_taken(const json_t *obj, const ehr_fhir_type *t, const ehr_fh
     size_t n = strlen(e->name);
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         const char *b = k[0] == '_' ? k + 1 : k;
         const ehr_fhir_type *ct;
         if (strncmp(b, e->name, n) == 0 && b[n] && ehr_fhir_element_find(t, b, strlen(b), &ct) == e)
@@ -513,9 +515,9 @@ static void start_resource(struct reader *r, const ehr_fhir_type *t, int nb_attr
     }
 }
 
-static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-                     const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
-                     int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+                     int nb_namespaces, const xmlChar **namespaces, int nb_attributes,
+                     int nb_defaulted, const xmlChar **attributes)
 {
     struct reader *r = ctx;
     const char *name = (const char *)localname;
@@ -570,8 +572,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const ehr_fhir_element *e = ehr_fhir_element_find(p->type, name, strlen(name), &ct);
     if (!e || !ct || is_attribute_elem(p->type, e->name)) {
         const char *where = path_child(r, name, &old);
-        rfail(r, EHR_EINVAL, "structure", where, "unknown element %s in %s", name,
-              p->type->name);
+        rfail(r, EHR_EINVAL, "structure", where, "unknown element %s in %s", name, p->type->name);
         path_truncate(&r->path, old);
         start_skip(r);
         return;
@@ -634,8 +635,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     } else if (a || u || (e->is_choice && choice_taken(c, p->type, e))) {
         const char *where = path_child(r, name, &old);
         if (a || u)
-            rfail(r, EHR_EINVAL, "structure", where, "%s repeats but may occur only once",
-                  name);
+            rfail(r, EHR_EINVAL, "structure", where, "%s repeats but may occur only once", name);
         else
             rfail(r, EHR_EINVAL, "structure", where, "%s[x] has more than one value", e->name);
         path_truncate(&r->path, old);
@@ -1016,6 +1016,20 @@ static void wnl(struct writer *w)
         wput(w, "\n", 1);
 }
 
+/* Refuse an element nested deeper than the reader accepts (which also
+   bounds the recursion of the writer). */
+static bool too_deep(struct writer *w)
+{
+    if (w->depth < EHR_FHIR_XML_MAX_DEPTH)
+        return false;
+    if (w->st == EHR_OK) {
+        w->st = EHR_ELIMIT;
+        ehr_err_at(w->err, EHR_ELIMIT, w->path.data, "elements are nested deeper than %d levels",
+                   EHR_FHIR_XML_MAX_DEPTH);
+    }
+    return true;
+}
+
 static void wpath(struct writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void wpath(struct writer *w, const char *fmt, ...)
@@ -1033,6 +1047,10 @@ static void wpath(struct writer *w, const char *fmt, ...)
 /* s escaped for an attribute value (also fine for text). Tab, CR and LF
    become character references so that attribute-value normalisation
    gives them back. Characters XML 1.0 cannot carry at all are refused. */
+static const unsigned char xml_special[256] = {
+    [0 ... 0x1f] = 1, ['<'] = 1, ['>'] = 1, ['&'] = 1, ['"'] = 1, [0xEF] = 1,
+};
+
 static void wescape(struct writer *w, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -1040,16 +1058,30 @@ static void wescape(struct writer *w, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         const char *rep;
         unsigned char c = u[i];
-        if (c >= 0x3f && c != 0xEF)
+        if (!xml_special[c])
             continue;
         switch (c) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\t': rep = "&#x9;"; break;
-        case '\n': rep = "&#xA;"; break;
-        case '\r': rep = "&#xD;"; break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\t':
+            rep = "&#x9;";
+            break;
+        case '\n':
+            rep = "&#xA;";
+            break;
+        case '\r':
+            rep = "&#xD;";
+            break;
         case 0xEF:
             /* U+FFFE and U+FFFF are not XML characters */
             if (i + 2 < len && u[i + 1] == 0xBF && (u[i + 2] == 0xBE || u[i + 2] == 0xBF)) {
@@ -1126,6 +1158,8 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
                        const json_t *x)
 {
     const json_t *ext = NULL, *id = NULL;
+    if (too_deep(w))
+        return;
     if (x) {
         if (!json_is_object(x)) {
             wfail(w, "_%s must be an object", name);
@@ -1133,7 +1167,8 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
         }
         const char *k;
         json_t *xv;
-        json_object_foreach((json_t *)x, k, xv) {
+        json_object_foreach((json_t *)x, k, xv)
+        {
             if (strcmp(k, "id") == 0) {
                 id = xv;
             } else if (strcmp(k, "extension") == 0) {
@@ -1241,6 +1276,8 @@ static void write_one(struct writer *w, const ehr_fhir_type *ct, const char *nam
         return;
     }
     if (ct->kind == EHR_FHIR_KIND_RESOURCE) {
+        if (too_deep(w))
+            return;
         windent(w);
         wput(w, "<", 1);
         wputs(w, name);
@@ -1345,7 +1382,8 @@ static void write_body(struct writer *w, const json_t *obj, const ehr_fhir_type 
     size_t n = 0;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (is_resource && strcmp(k, "resourceType") == 0)
             continue;
         if (is_attribute_elem(t, k))
@@ -1421,6 +1459,8 @@ static void write_body(struct writer *w, const json_t *obj, const ehr_fhir_type 
 static void write_complex(struct writer *w, const ehr_fhir_type *t, const char *name,
                           const json_t *obj)
 {
+    if (too_deep(w))
+        return;
     windent(w);
     wput(w, "<", 1);
     wputs(w, name);
@@ -1435,8 +1475,11 @@ static void write_complex(struct writer *w, const ehr_fhir_type *t, const char *
     write_body(w, obj, t, name);
 }
 
-static void write_resource(struct writer *w, const json_t *obj, const ehr_fhir_type *base, bool root)
+static void write_resource(struct writer *w, const json_t *obj, const ehr_fhir_type *base,
+                           bool root)
 {
+    if (too_deep(w))
+        return;
     if (!json_is_object(obj)) {
         wfail(w, "a resource must be a JSON object");
         return;

@@ -52,14 +52,16 @@ static bool same(const json_t *a, const json_t *b, char *where, size_t cap)
     if (json_is_object(a) && json_is_object(b)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)a, k, v) {
+        json_object_foreach((json_t *)a, k, v)
+        {
             size_t n = strlen(where);
             snprintf(where + n, cap - n, ".%s", k);
             if (!same(v, json_object_get(b, k), where, cap))
                 return false;
             where[n] = '\0';
         }
-        json_object_foreach((json_t *)b, k, v) {
+        json_object_foreach((json_t *)b, k, v)
+        {
             if (!json_object_get(a, k)) {
                 size_t n = strlen(where);
                 snprintf(where + n, cap - n, ".%s (only in the second)", k);
@@ -173,7 +175,8 @@ static const struct {
      "<Patient" NS "><birthDate id=\"b\"><extension url=\"http://x/dar\"><valueCode "
      "value=\"unknown\"/></extension></birthDate></Patient>"},
     {"primitive with value and extension",
-     "{\"resourceType\":\"Patient\",\"gender\":\"other\",\"_gender\":{\"extension\":[{\"url\":\"u\","
+     "{\"resourceType\":\"Patient\",\"gender\":\"other\",\"_gender\":{\"extension\":[{\"url\":"
+     "\"u\","
      "\"valueString\":\"x\"}]}}",
      "<Patient" NS "><gender value=\"other\"><extension url=\"u\"><valueString value=\"x\"/>"
      "</extension></gender></Patient>"},
@@ -205,7 +208,8 @@ static const struct {
      "<Observation" NS "><status value=\"final\"/><code><text value=\"t\"/></code>"
      "<valueString id=\"s\" value=\"v\"/></Observation>"},
     {"contained resource",
-     "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":\"o1\","
+     "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":"
+     "\"o1\","
      "\"name\":\"Acme\"}],\"managingOrganization\":{\"reference\":\"#o1\"}}",
      "<Patient" NS "><contained><Organization><id value=\"o1\"/><name value=\"Acme\"/>"
      "</Organization></contained><managingOrganization><reference value=\"#o1\"/>"
@@ -244,8 +248,8 @@ static const struct {
      "\"Jos\xc3\xa9 \xe2\x9c\x93\"}]}",
      "<Patient" NS "><name><text value=\"a&amp;b&lt;c&gt;&quot;d'&#xA;&#x9;e&#xD;\"/>"
      "<family value=\"Jos\xc3\xa9 \xe2\x9c\x93\"/></name></Patient>"},
-    {"empty object",
-     "{\"resourceType\":\"Patient\",\"meta\":{}}", "<Patient" NS "><meta/></Patient>"},
+    {"empty object", "{\"resourceType\":\"Patient\",\"meta\":{}}",
+     "<Patient" NS "><meta/></Patient>"},
     {"resource with nothing but its type", "{\"resourceType\":\"Basic\"}", "<Basic" NS "/>"},
     {"backbone and nested backbone (contentReference)",
      "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\",\"item\":[{\"linkId\":\"1\","
@@ -350,18 +354,18 @@ static void test_pretty(void **state)
     char *x = xml_of(j, true, &err, &st);
     assert_non_null(x);
     assert_string_equal(x, DECL "\n"
-                           "<Patient xmlns=\"http://hl7.org/fhir\">\n"
-                           "  <text>\n"
-                           "    <status value=\"generated\"/>\n"
-                           "    <div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p></div>\n"
-                           "  </text>\n"
-                           "  <active value=\"true\"/>\n"
-                           "  <name>\n"
-                           "    <family value=\"F\"/>\n"
-                           "    <given value=\"A\"/>\n"
-                           "    <given value=\"B\"/>\n"
-                           "  </name>\n"
-                           "</Patient>\n");
+                                "<Patient xmlns=\"http://hl7.org/fhir\">\n"
+                                "  <text>\n"
+                                "    <status value=\"generated\"/>\n"
+                                "    <div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p></div>\n"
+                                "  </text>\n"
+                                "  <active value=\"true\"/>\n"
+                                "  <name>\n"
+                                "    <family value=\"F\"/>\n"
+                                "    <given value=\"A\"/>\n"
+                                "    <given value=\"B\"/>\n"
+                                "  </name>\n"
+                                "</Patient>\n");
     /* and it reads back to the same tree */
     json_t *back = ehr_fhir_xml_to_json(x, strlen(x), NULL, &err);
     assert_non_null(back);
@@ -386,17 +390,17 @@ static const struct {
      EHR_EINVAL, "invalid", "Patient.name[0]", "not well-formed"},
     {"no namespace", "<Patient><id value=\"1\"/></Patient>", EHR_EINVAL, "structure", NULL,
      "not in the FHIR namespace"},
-    {"element in another namespace", "<Patient" NS "><gender xmlns=\"urn:x\" value=\"male\"/></Patient>",
-     EHR_EINVAL, "structure", "Patient.gender", "not in the FHIR namespace"},
+    {"element in another namespace",
+     "<Patient" NS "><gender xmlns=\"urn:x\" value=\"male\"/></Patient>", EHR_EINVAL, "structure",
+     "Patient.gender", "not in the FHIR namespace"},
     {"unknown resource", "<Foo" NS "/>", EHR_EINVAL, "structure", NULL,
      "Foo is not a resource type"},
     {"abstract resource", "<DomainResource" NS "/>", EHR_EINVAL, "structure", NULL,
      "not a resource type"},
     {"unknown element", "<Patient" NS "><name><foo value=\"x\"/></name></Patient>", EHR_EINVAL,
      "structure", "Patient.name[0].foo", "unknown element foo"},
-    {"id as an element of a data type",
-     "<Patient" NS "><name><id value=\"x\"/></name></Patient>", EHR_EINVAL, "structure",
-     "Patient.name[0].id", "unknown element id"},
+    {"id as an element of a data type", "<Patient" NS "><name><id value=\"x\"/></name></Patient>",
+     EHR_EINVAL, "structure", "Patient.name[0].id", "unknown element id"},
     {"bad boolean", "<Patient" NS "><active value=\"yes\"/></Patient>", EHR_EINVAL, "value",
      "Patient.active", "bad boolean value \"yes\""},
     {"bad decimal in a choice",
@@ -407,8 +411,8 @@ static const struct {
      "<Observation" NS "><valueQuantity><value value=\".5\"/></valueQuantity></Observation>",
      EHR_EINVAL, "value", "Observation.value.ofType(Quantity).value", "bad decimal"},
     {"integer out of range",
-     "<Patient" NS "><multipleBirthInteger value=\"2147483648\"/></Patient>", EHR_EINVAL,
-     "value", "Patient.multipleBirth.ofType(integer)", "between"},
+     "<Patient" NS "><multipleBirthInteger value=\"2147483648\"/></Patient>", EHR_EINVAL, "value",
+     "Patient.multipleBirth.ofType(integer)", "between"},
     {"integer with a fraction", "<Patient" NS "><multipleBirthInteger value=\"1.0\"/></Patient>",
      EHR_EINVAL, "value", "Patient.multipleBirth.ofType(integer)", "bad integer"},
     {"empty value", "<Patient" NS "><gender value=\"\"/></Patient>", EHR_EINVAL, "value",
@@ -421,20 +425,20 @@ static const struct {
     {"DOCTYPE with entities",
      "<!DOCTYPE Patient [<!ENTITY x \"y\">]><Patient" NS "><gender value=\"&x;\"/></Patient>",
      EHR_EINVAL, "structure", NULL, "DOCTYPE is not allowed"},
-    {"external entity",
-     "<!DOCTYPE Patient SYSTEM \"file:///etc/passwd\"><Patient" NS "/>", EHR_EINVAL,
-     "structure", NULL, "DOCTYPE is not allowed"},
-    {"repeated single element", "<Patient" NS "><gender value=\"male\"/><gender value=\"male\"/></Patient>",
-     EHR_EINVAL, "structure", "Patient.gender", "repeats"},
+    {"external entity", "<!DOCTYPE Patient SYSTEM \"file:///etc/passwd\"><Patient" NS "/>",
+     EHR_EINVAL, "structure", NULL, "DOCTYPE is not allowed"},
+    {"repeated single element",
+     "<Patient" NS "><gender value=\"male\"/><gender value=\"male\"/></Patient>", EHR_EINVAL,
+     "structure", "Patient.gender", "repeats"},
     {"two values for a choice",
      "<Observation" NS "><valueString value=\"a\"/><valueBoolean value=\"true\"/></Observation>",
      EHR_EINVAL, "structure", "Observation.valueBoolean", "value[x] has more than one value"},
-    {"unknown attribute", "<Patient" NS "><gender value=\"male\" foo=\"x\"/></Patient>",
-     EHR_EINVAL, "structure", "Patient.gender", "unknown attribute foo"},
-    {"id attribute on a resource", "<Patient" NS " id=\"x\"/>", EHR_EINVAL, "structure",
-     "Patient", "unknown attribute id"},
-    {"url attribute on a non-extension", "<Patient" NS "><name url=\"x\"/></Patient>",
-     EHR_EINVAL, "structure", "Patient.name[0]", "unknown attribute url"},
+    {"unknown attribute", "<Patient" NS "><gender value=\"male\" foo=\"x\"/></Patient>", EHR_EINVAL,
+     "structure", "Patient.gender", "unknown attribute foo"},
+    {"id attribute on a resource", "<Patient" NS " id=\"x\"/>", EHR_EINVAL, "structure", "Patient",
+     "unknown attribute id"},
+    {"url attribute on a non-extension", "<Patient" NS "><name url=\"x\"/></Patient>", EHR_EINVAL,
+     "structure", "Patient.name[0]", "unknown attribute url"},
     {"contained non-resource", "<Patient" NS "><contained><name/></contained></Patient>",
      EHR_EINVAL, "structure", "Patient.contained[0]", "element name is not a resource type"},
     {"empty contained", "<Patient" NS "><contained/></Patient>", EHR_EINVAL, "structure",
@@ -476,9 +480,9 @@ static void test_read_errors(void **state)
         const struct ehr_fhir_issue *it = &is.items[0];
         if (strcmp(it->code, read_errors[i].code) != 0 ||
             !strstr(it->message, read_errors[i].message) ||
-            (read_errors[i].expression ? !it->expression ||
-                                             strcmp(it->expression, read_errors[i].expression)
-                                       : it->expression != NULL))
+            (read_errors[i].expression
+                 ? !it->expression || strcmp(it->expression, read_errors[i].expression)
+                 : it->expression != NULL))
             fail_msg("%s: got %s at %s: %s", read_errors[i].name, it->code,
                      it->expression ? it->expression : "(none)", it->message);
         /* err mirrors the first issue */
@@ -505,24 +509,56 @@ static void test_read_many_errors(void **state)
     assert_string_equal(err.where, "Patient.active");
 }
 
-/* Nesting beyond EHR_FHIR_XML_MAX_DEPTH is a limit error, not a crash. */
-static void test_read_depth(void **state)
+/* Questionnaire with n nested items, as JSON. */
+static json_t *nested_items(int n)
 {
+    json_t *root = json_pack("{s:s, s:s}", "resourceType", "Questionnaire", "status", "draft");
+    json_t *cur = root;
+    for (int i = 0; i < n; i++) {
+        json_t *item = json_object();
+        json_object_set_new(cur, "item", json_pack("[o]", item));
+        cur = item;
+    }
+    return root;
+}
+
+/* Nesting beyond EHR_FHIR_XML_MAX_DEPTH levels is a limit error, not a
+   crash, and the writer stops where the reader does: the deepest tree the
+   writer takes reads back. */
+static void test_depth(void **state)
+{
+    int max_items = EHR_FHIR_XML_MAX_DEPTH - 1; /* below the root */
+    json_t *ok = nested_items(max_items), *deep = nested_items(max_items + 1);
+    ehr_err err = {0};
+    ehr_status st;
+    char *x = xml_of(ok, false, &err, &st);
+    assert_non_null(x);
+    json_t *back = ehr_fhir_xml_to_json(x, strlen(x), NULL, &err);
+    assert_non_null(back);
+    char where[256] = "";
+    assert_true(same(ok, back, where, sizeof where));
+    json_decref(back);
+    free(x);
+    assert_null(xml_of(deep, false, &err, &st));
+    assert_int_equal(st, EHR_ELIMIT);
+    assert_non_null(strstr(err.msg, "nested deeper"));
+
     ehr_buf b = EHR_BUF_INIT;
     ehr_buf_puts(&b, "<Questionnaire" NS ">");
-    for (int i = 0; i < EHR_FHIR_XML_MAX_DEPTH + 5; i++)
+    for (int i = 0; i <= max_items; i++)
         ehr_buf_puts(&b, "<item>");
-    for (int i = 0; i < EHR_FHIR_XML_MAX_DEPTH + 5; i++)
+    for (int i = 0; i <= max_items; i++)
         ehr_buf_puts(&b, "</item>");
     ehr_buf_puts(&b, "</Questionnaire>");
     ehr_fhir_issues is = EHR_FHIR_ISSUES_INIT;
-    ehr_err err = {0};
     assert_null(ehr_fhir_xml_to_json(b.data, b.len, &is, &err));
     assert_int_equal(is.n, 1);
     assert_string_equal(is.items[0].code, "too-costly");
     assert_non_null(strstr(is.items[0].message, "nested deeper"));
     ehr_fhir_issues_free(&is);
     ehr_buf_free(&b);
+    json_decref(ok);
+    json_decref(deep);
 }
 
 static const struct {
@@ -546,15 +582,15 @@ static const struct {
      "cannot be an array"},
     {"empty array", "{\"resourceType\":\"Patient\",\"name\":[]}", "Patient.name", "empty array"},
     {"unaligned _given",
-     "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"a\"],\"_given\":[null,{\"id\":\"x\"}]}]}",
+     "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"a\"],\"_given\":[null,{\"id\":\"x\"}]}]"
+     "}",
      "Patient.name[0].given", "same number of items"},
     {"null without extension", "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"a\",null]}]}",
      "Patient.name[0].given[1]", "null and has no extensions"},
     {"_ on a complex element", "{\"resourceType\":\"Patient\",\"_name\":[{\"id\":\"x\"}]}",
      "Patient._name", "cannot carry"},
-    {"unknown property in _x",
-     "{\"resourceType\":\"Patient\",\"_gender\":{\"foo\":1}}", "Patient.gender",
-     "unknown property foo in _gender"},
+    {"unknown property in _x", "{\"resourceType\":\"Patient\",\"_gender\":{\"foo\":1}}",
+     "Patient.gender", "unknown property foo in _gender"},
     {"two choice values",
      "{\"resourceType\":\"Observation\",\"valueString\":\"a\",\"valueBoolean\":true}",
      "Observation.value", "more than one value"},
@@ -581,9 +617,8 @@ static const struct {
     {"bad property inside a contained resource",
      "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\",\"x\":1}]}",
      "Patient.contained[0].x", "unknown property x"},
-    {"extension url not a string",
-     "{\"resourceType\":\"Patient\",\"extension\":[{\"url\":1}]}", "Patient.extension[0]",
-     "url must be a string"},
+    {"extension url not a string", "{\"resourceType\":\"Patient\",\"extension\":[{\"url\":1}]}",
+     "Patient.extension[0]", "url must be a string"},
 };
 
 static void test_write_errors(void **state)
@@ -737,7 +772,8 @@ static void test_us_core_round_trip(void **state)
         }
     t_read = now() - t0;
     printf("us-core round trip: %zu/%zu examples JSON -> XML -> JSON identical (compact and "
-           "pretty)\n", ok, n);
+           "pretty)\n",
+           ok, n);
     printf("us-core throughput (this build): json->xml %.0f resources/s (%.1f MB/s of XML), "
            "xml->json %.0f resources/s (%.1f MB/s of XML); JSON %zu bytes, XML %zu bytes\n",
            (double)(ok * rounds) / t_write, (double)bytes_xml * rounds / t_write / 1e6,
@@ -813,7 +849,8 @@ static bool divs_equivalent(json_t *a, json_t *b)
     if (json_is_object(a) && json_is_object(b)) {
         const char *k;
         json_t *v;
-        json_object_foreach(a, k, v) {
+        json_object_foreach(a, k, v)
+        {
             json_t *w = json_object_get(b, k);
             if (strcmp(k, "div") == 0 && ehr_json_is_string(v) && ehr_json_is_string(w)) {
                 if (!xhtml_equivalent(ehr_json_string(v), ehr_json_string(w)))
@@ -910,7 +947,8 @@ static void test_official_xml_examples(void **state)
         free(xtext);
     }
     printf("official R4 XML examples: %zu/%zu equal to their JSON twins (narratives compared as "
-           "XHTML), %zu skipped\n", equal, compared, skipped);
+           "XHTML), %zu skipped\n",
+           equal, compared, skipped);
     free_list(files, n);
     assert_int_equal(equal, compared);
     assert_true(compared >= 7);
@@ -926,7 +964,7 @@ int main(void)
         cmocka_unit_test(test_pretty),
         cmocka_unit_test(test_read_errors),
         cmocka_unit_test(test_read_many_errors),
-        cmocka_unit_test(test_read_depth),
+        cmocka_unit_test(test_depth),
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_us_core_round_trip),
         cmocka_unit_test(test_official_xml_examples),
