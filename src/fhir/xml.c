@@ -19,6 +19,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,9 +34,16 @@
 /* Stop reading after this many errors: enough to fix a document. */
 #define MAX_ERRORS 50
 
-void ehr_fhir_xml_init(void)
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_libxml2(void)
 {
     xmlInitParser();
+}
+
+void ehr_fhir_xml_init(void)
+{
+    pthread_once(&init_once, init_libxml2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -113,6 +121,7 @@ struct frame {
                         WRAP: the resource once read */
     json_t *value;   /* PRIM: the value, or NULL */
     size_t path_len; /* length of the location before this frame's step */
+    bool bad;        /* a problem with it was reported: no follow-up errors */
 };
 
 struct reader {
@@ -561,6 +570,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             msg = "is a second resource where one is allowed";
         if (msg) {
             rfail(r, EHR_EINVAL, "structure", r->path.data, "element %s %s", name, msg);
+            p->bad = true;
             start_skip(r);
             return;
         }
@@ -587,20 +597,23 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         } else if (c && json_object_get(c, name)) {
             rfail(r, EHR_EINVAL, "structure", where, "%s repeats", name);
         }
-        path_truncate(&r->path, old);
         start_skip(r);
-        if (r->st != EHR_OK)
+        if (r->st != EHR_OK) {
+            path_truncate(&r->path, old);
             return;
+        }
         long pos = xmlByteConsumed(r->ctxt);
         size_t at = pos > 0 && (size_t)pos <= r->len ? (size_t)pos : 0;
         /* the parser stands at the end of the start tag, whose attributes
            cannot hold a literal '<' */
         while (at > 0 && r->xml[at - 1] != '<')
             at--;
-        if (at == 0) {
+        if (at == 0 || r->len - at < 3 || memcmp(r->xml + at, "div", 3) != 0) {
             rfail(r, EHR_EINTERNAL, "exception", where, "cannot locate the narrative div");
+            path_truncate(&r->path, old);
             return;
         }
+        path_truncate(&r->path, old);
         r->xhtml = true;
         r->xhtml_start = at - 1;
         r->xhtml_elem = e;
@@ -658,14 +671,13 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             const xmlChar **at = attributes + 5 * i;
             const char *an = (const char *)at[0];
             size_t vlen;
-            if (at[2]) {
-                if (!foreign_attr_ok(at[2]))
-                    bad_attr(r, at[0], at[1]);
-                continue;
-            }
-            bool is_value = strcmp(an, "value") == 0, is_id = strcmp(an, "id") == 0;
+            bool is_value = !at[2] && strcmp(an, "value") == 0;
+            bool is_id = !at[2] && strcmp(an, "id") == 0;
             if (!is_value && !is_id) {
-                bad_attr(r, at[0], at[1]);
+                if (!foreign_attr_ok(at[2])) {
+                    bad_attr(r, at[0], at[1]);
+                    f->bad = true;
+                }
                 continue;
             }
             const char *v = attr_value(r, at[3], at[4], &vlen);
@@ -674,6 +686,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             if (is_id) {
                 if (vlen == 0) {
                     rfail(r, EHR_EINVAL, "value", r->path.data, "an id attribute may not be empty");
+                    f->bad = true;
                     continue;
                 }
                 json_t *x = container_of(r, f);
@@ -689,6 +702,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                           ct->name, (int)(vlen > 64 ? 64 : vlen), v, why);
                 else
                     oom(r);
+                f->bad = true;
                 continue;
             }
             f->value = j;
@@ -754,13 +768,14 @@ static void finish(struct reader *r, struct frame *f)
         return;
     case FR_WRAP:
         if (!f->obj) {
-            rfail(r, EHR_EINVAL, "structure", where, "%s must hold a resource", f->key);
+            if (!f->bad)
+                rfail(r, EHR_EINVAL, "structure", where, "%s must hold a resource", f->key);
             return;
         }
         break;
     case FR_PRIM:
         if (!f->value && !f->obj) {
-            if (r->st == EHR_OK)
+            if (!f->bad)
                 rfail(r, EHR_EINVAL, "value", where,
                       "%s has neither a value attribute nor extensions", f->key);
             return;
@@ -876,8 +891,11 @@ static void on_error(void *ctx, xmlErrorPtr e)
         msg[--n] = '\0';
     if (e->code == XML_ERR_NO_MEMORY)
         return oom(r);
-    rfail(r, EHR_EINVAL, "invalid", r->path.data, "XML is not well-formed: line %d, column %d: %s",
+    size_t old = r->path.len;
+    const char *where = r->skip && r->xhtml ? path_child(r, "div", &old) : r->path.data;
+    rfail(r, EHR_EINVAL, "invalid", where, "XML is not well-formed: line %d, column %d: %s",
           e->line, e->int2, msg);
+    path_truncate(&r->path, old);
 }
 
 json_t *ehr_fhir_xml_to_json(const char *xml, size_t len, ehr_fhir_issues *issues, ehr_err *err)
@@ -1131,11 +1149,20 @@ static const char *div_problem(const char *s, size_t n)
         return "the narrative must be an XHTML <div xmlns=\"" EHR_FHIR_XHTML_NS "\">...</div>";
     if (memmem(s, n, "<!DOCTYPE", 9))
         return "the narrative may not hold a DOCTYPE";
-    xmlDocPtr doc = xmlReadMemory(s, (int)n, NULL, "UTF-8",
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-                                      XML_PARSE_IGNORE_ENC);
-    if (!doc)
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (!ctxt)
+        return "out of memory";
+    xmlDocPtr doc = xmlCtxtReadMemory(ctxt, s, (int)n, NULL, "UTF-8",
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+                                          XML_PARSE_IGNORE_ENC);
+    /* a namespace error (an undeclared prefix) leaves a document, but the
+       reader refuses it once embedded */
+    bool ns_ok = ctxt->nsWellFormed;
+    xmlFreeParserCtxt(ctxt);
+    if (!doc || !ns_ok) {
+        xmlFreeDoc(doc);
         return "the narrative div is not well-formed XML";
+    }
     xmlNodePtr root = xmlDocGetRootElement(doc);
     const char *why = NULL;
     if (!root || !root->ns || !root->ns->href || root->ns->prefix ||

@@ -451,6 +451,10 @@ static const struct {
      "<Bundle" NS "><entry/><entry><resource><Patient><active value=\"1\"/></Patient></resource>"
      "</entry></Bundle>",
      EHR_EINVAL, "value", "Bundle.entry[1].resource.active", "bad boolean"},
+    {"undeclared prefix inside the div",
+     "<Patient" NS "><text><status value=\"generated\"/><div "
+     "xmlns=\"http://www.w3.org/1999/xhtml\"><x:b>y</x:b></div></text></Patient>",
+     EHR_EINVAL, "invalid", "Patient.text.div", "not well-formed"},
     {"div outside the XHTML namespace",
      "<Patient" NS "><text><status value=\"generated\"/><div><p>x</p></div></text></Patient>",
      EHR_EINVAL, "structure", "Patient.text.div", "XHTML"},
@@ -604,6 +608,10 @@ static const struct {
     {"div with an HTML entity",
      "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div " XNS
      ">&nbsp;</div>\"}}",
+     "Patient.text.div", "not well-formed"},
+    {"div with an undeclared prefix",
+     "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div " XNS
+     "><x:b>y</x:b></div>\"}}",
      "Patient.text.div", "not well-formed"},
     {"div followed by more",
      "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div " XNS
