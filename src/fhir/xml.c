@@ -137,6 +137,13 @@ struct reader {
     bool xhtml_has_ns;  /* ... and declares the XHTML namespace itself */
     size_t xhtml_start; /* offset of the div's '<' */
     const ehr_fhir_element *xhtml_elem;
+    /* namespace prefixes used and declared inside the div, so that the
+       string can declare those bound further out */
+    struct nsuse {
+        char *prefix, *uri;
+        bool declared;
+    } *ns;
+    size_t n_ns, cap_ns;
     ehr_buf path; /* location of the innermost frame, FHIRPath-style */
     ehr_buf scratch;
     json_t *result;
@@ -480,6 +487,57 @@ static void frame_free(struct frame *f)
     f->obj = f->value = NULL;
 }
 
+static void ns_clear(struct reader *r)
+{
+    for (size_t i = 0; i < r->n_ns; i++) {
+        free(r->ns[i].prefix);
+        free(r->ns[i].uri);
+    }
+    r->n_ns = 0;
+}
+
+/* Note prefix (bound to uri) as used, or as declared, inside the div. */
+static void ns_note(struct reader *r, const xmlChar *prefix, const xmlChar *uri, bool declared)
+{
+    if (!prefix || strcmp((const char *)prefix, "xml") == 0)
+        return;
+    for (size_t i = 0; i < r->n_ns; i++)
+        if (strcmp(r->ns[i].prefix, (const char *)prefix) == 0) {
+            r->ns[i].declared |= declared;
+            return;
+        }
+    if (r->n_ns == r->cap_ns) {
+        size_t cap = r->cap_ns ? r->cap_ns * 2 : 4;
+        struct nsuse *v = realloc(r->ns, cap * sizeof *v);
+        if (!v)
+            return oom(r);
+        r->ns = v;
+        r->cap_ns = cap;
+    }
+    struct nsuse *u = &r->ns[r->n_ns];
+    u->prefix = strdup((const char *)prefix);
+    u->uri = strdup(uri ? (const char *)uri : "");
+    u->declared = declared;
+    if (!u->prefix || !u->uri) {
+        free(u->prefix);
+        free(u->uri);
+        return oom(r);
+    }
+    r->n_ns++;
+}
+
+/* The namespaces an element of the div declares and uses. */
+static void ns_scan(struct reader *r, const xmlChar *prefix, const xmlChar *uri,
+                    int nb_namespaces, const xmlChar **namespaces, int nb_attributes,
+                    const xmlChar **attributes)
+{
+    for (int i = 0; i < nb_namespaces; i++)
+        ns_note(r, namespaces[2 * i], namespaces[2 * i + 1], true);
+    ns_note(r, prefix, uri, false);
+    for (int i = 0; i < nb_attributes; i++)
+        ns_note(r, attributes[5 * i + 1], attributes[5 * i + 2], false);
+}
+
 static void start_skip(struct reader *r)
 {
     r->skip = 1;
@@ -535,6 +593,8 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 
     if (r->skip) {
         r->skip++;
+        if (r->xhtml)
+            ns_scan(r, prefix, uri, nb_namespaces, namespaces, nb_attributes, attributes);
         return;
     }
     if (r->n >= EHR_FHIR_XML_MAX_DEPTH) {
@@ -621,6 +681,8 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         for (int i = 0; i < nb_namespaces; i++)
             if (!namespaces[2 * i])
                 r->xhtml_has_ns = true;
+        ns_clear(r);
+        ns_scan(r, prefix, uri, nb_namespaces, namespaces, nb_attributes, attributes);
         return;
     }
     if (!fhir_ns) {
@@ -813,18 +875,33 @@ static void finish_xhtml(struct reader *r)
     path_truncate(&r->path, old);
     const char *s = r->xml + r->xhtml_start;
     size_t n = end - r->xhtml_start;
+    bool complete = r->xhtml_has_ns;
+    for (size_t i = 0; i < r->n_ns; i++)
+        complete &= r->ns[i].declared;
     json_t *v;
-    if (r->xhtml_has_ns) {
+    if (complete) {
         v = json_stringn(s, n);
     } else {
-        /* the XHTML namespace was declared further out: declare it on the
-           div, as a standalone string needs it */
-        ehr_buf_reset(&r->scratch);
-        if (ehr_buf_append(&r->scratch, s, 4) ||
-            ehr_buf_puts(&r->scratch, " xmlns=\"" EHR_FHIR_XHTML_NS "\"") ||
-            ehr_buf_append(&r->scratch, s + 4, n - 4))
+        /* Namespaces bound further out (the XHTML default one, prefixes
+           used inside): declare them on the div, as a standalone string
+           needs them. */
+        ehr_buf *b = &r->scratch;
+        ehr_buf_reset(b);
+        ehr_status st = ehr_buf_append(b, s, 4);
+        if (!st && !r->xhtml_has_ns)
+            st = ehr_buf_puts(b, " xmlns=\"" EHR_FHIR_XHTML_NS "\"");
+        for (size_t i = 0; i < r->n_ns && !st; i++) {
+            if (r->ns[i].declared)
+                continue;
+            if (!(st = ehr_buf_printf(b, " xmlns:%s=\"", r->ns[i].prefix)) &&
+                !(st = ehr_buf_xml_escape(b, r->ns[i].uri, strlen(r->ns[i].uri))))
+                st = ehr_buf_putc(b, '"');
+        }
+        if (!st)
+            st = ehr_buf_append(b, s + 4, n - 4);
+        if (st)
             return oom(r);
-        v = json_stringn(r->scratch.data, r->scratch.len);
+        v = json_stringn(b->data, b->len);
     }
     json_t *c = container_of(r, p);
     if (!v || !c) {
@@ -962,6 +1039,8 @@ json_t *ehr_fhir_xml_to_json(const char *xml, size_t len, ehr_fhir_issues *issue
     while (r.n > 0)
         frame_free(&r.frames[--r.n]);
     free(r.frames);
+    ns_clear(&r);
+    free(r.ns);
     ehr_buf_free(&r.path);
     ehr_buf_free(&r.scratch);
     if (r.st != EHR_OK) {

@@ -309,6 +309,14 @@ static const struct {
      "<f:text><f:status value=\"generated\"/><div>hi<br/></div></f:text></f:Patient>",
      "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div " XNS
      ">hi<br/></div>\"}}"},
+    {"prefixes used in the div but bound further out are declared on it",
+     "<f:Patient xmlns:f=\"http://hl7.org/fhir\" xmlns:x=\"urn:x\" "
+     "xmlns=\"http://www.w3.org/1999/xhtml\"><f:text><f:status value=\"generated\"/><div "
+     "x:a=\"1\" xml:lang=\"en\"><f:b/><p xmlns:y=\"urn:y\" y:c=\"2\"/></div></f:text>"
+     "</f:Patient>",
+     "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div " XNS
+     " xmlns:x=\\\"urn:x\\\" xmlns:f=\\\"http://hl7.org/fhir\\\" x:a=\\\"1\\\" "
+     "xml:lang=\\\"en\\\"><f:b/><p xmlns:y=\\\"urn:y\\\" y:c=\\\"2\\\"/></div>\"}}"},
     {"empty div",
      "<Patient" NS "><text><status value=\"empty\"/><div "
      "xmlns=\"http://www.w3.org/1999/xhtml\"/></text></Patient>",
