@@ -311,6 +311,28 @@ static bool number_shape(const char *s, size_t n, bool integer_only)
     return i == n;
 }
 
+/* Why s is not a valid value of the integer type prim (NULL when it is):
+   FHIR R4 2.24.0.1, integer is 32 bits, unsignedInt >= 0, positiveInt >= 1. */
+static const char *int_problem(ehr_fhir_prim prim, const char *s, size_t n)
+{
+    if (!number_shape(s, n, true))
+        return "an integer is written in decimal digits with an optional '-'";
+    long long v = s[0] == '-' ? LLONG_MIN : LLONG_MAX;
+    if (n <= 11) {
+        char buf[16];
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        v = strtoll(buf, NULL, 10);
+    }
+    if (v < INT32_MIN || v > INT32_MAX)
+        return "an integer must be between -2147483648 and 2147483647";
+    if (prim == EHR_PRIM_UNSIGNEDINT && v < 0)
+        return "an unsignedInt may not be negative";
+    if (prim == EHR_PRIM_POSITIVEINT && v < 1)
+        return "a positiveInt is at least 1";
+    return NULL;
+}
+
 /* The JSON value of a primitive's value attribute, typed by the model
    (FHIR R4 2.6.2.2: boolean and the number types are JSON literals). On a
    malformed value returns NULL and sets *why. */
@@ -337,22 +359,11 @@ static json_t *prim_value(ehr_fhir_prim prim, const char *s, size_t n, const cha
             s++;
             n--;
         }
-        if (!number_shape(s, n, true) || n > 11) {
-            *why = "an integer is written in decimal digits with an optional '-'";
+        if ((*why = int_problem(prim, s, n)))
             return NULL;
-        }
         char buf[16];
         memcpy(buf, s, n);
         buf[n] = '\0';
-        long long v = strtoll(buf, NULL, 10);
-        if (v < INT32_MIN || v > INT32_MAX)
-            *why = "an integer must be between -2147483648 and 2147483647";
-        else if (prim == EHR_PRIM_UNSIGNEDINT && v < 0)
-            *why = "an unsignedInt may not be negative";
-        else if (prim == EHR_PRIM_POSITIVEINT && v < 1)
-            *why = "a positiveInt is at least 1";
-        if (*why)
-            return NULL;
         return ehr_json_number(buf);
     }
     case EHR_PRIM_DECIMAL: {
@@ -1264,6 +1275,7 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
                        const json_t *x)
 {
     const json_t *ext = NULL, *id = NULL;
+    const char *why;
     if (too_deep(w))
         return;
     if (x) {
@@ -1291,7 +1303,6 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
     }
     if (t->prim == EHR_PRIM_XHTML) {
         const char *s = ehr_json_string(v);
-        const char *why;
         if (x)
             wfail(w, "the narrative div cannot carry an id or extensions");
         else if (!s)
@@ -1324,6 +1335,8 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
                 wfail(w, "%s must be a number", name);
             else if (t->prim != EHR_PRIM_DECIMAL && !ehr_json_is_integer(v))
                 wfail(w, "%s must be an integer", name);
+            else if (t->prim != EHR_PRIM_DECIMAL && (why = int_problem(t->prim, num, strlen(num))))
+                wfail(w, "%s: %s", name, why);
             else {
                 wputs(w, " value=\"");
                 wputs(w, num);
