@@ -22,9 +22,9 @@
 
 typedef enum {
     EHR_FHIR_KIND_PRIMITIVE,
-    EHR_FHIR_KIND_COMPLEX,   /* data types: HumanName, Quantity, Element, ... */
+    EHR_FHIR_KIND_COMPLEX, /* data types: HumanName, Quantity, Element, ... */
     EHR_FHIR_KIND_RESOURCE,
-    EHR_FHIR_KIND_BACKBONE,  /* inline element types, "Patient.contact" */
+    EHR_FHIR_KIND_BACKBONE, /* inline element types, "Patient.contact" */
 } ehr_fhir_kind;
 
 /* Lexical format of a primitive type (FHIR R4 datatypes, 2.24.0.1). */
@@ -77,37 +77,63 @@ struct ehr_fhir_valueset {
 };
 
 struct ehr_fhir_element {
-    const char *name;            /* "birthDate"; a choice is "value" with is_choice */
-    const char *path;            /* "Patient.birthDate", "Observation.value[x]" */
-    bool is_choice;              /* value[x]: JSON names are name + TypeName */
-    bool is_array;               /* max > 1 in the base definition */
+    const char *name; /* "birthDate"; a choice is "value" with is_choice */
+    const char *path; /* "Patient.birthDate", "Observation.value[x]" */
+    bool is_choice;   /* value[x]: JSON names are name + TypeName */
+    bool is_array;    /* max > 1 in the base definition */
     bool is_summary;
     bool is_modifier;
     uint32_t min;
-    uint32_t max;                /* UINT32_MAX for "*" */
+    uint32_t max; /* UINT32_MAX for "*" */
     uint16_t n_types;
-    const ehr_fhir_type *const *types; /* for a choice, every allowed type; a
-                                          backbone or contentReference element
-                                          has its one backbone type */
+    const ehr_fhir_type *const *types;  /* for a choice, every allowed type; a
+                                           backbone or contentReference element
+                                           has its one backbone type */
     const char *const *target_profiles; /* Reference/canonical targets: type names
                                            ("Patient"), NULL-terminated, or NULL */
     const ehr_fhir_valueset *binding;   /* required binding, or NULL */
 };
 
 struct ehr_fhir_type {
-    const char *name;            /* "Patient", "HumanName", "string", "Patient.contact" */
+    const char *name; /* "Patient", "HumanName", "string", "Patient.contact" */
     ehr_fhir_kind kind;
-    ehr_fhir_prim prim;          /* for primitives */
-    bool is_abstract;            /* Resource, DomainResource, Element, BackboneElement */
-    const ehr_fhir_type *base;   /* Patient -> DomainResource -> Resource; NULL at the root */
+    ehr_fhir_prim prim;        /* for primitives */
+    bool is_abstract;          /* Resource, DomainResource, Element, BackboneElement */
+    const ehr_fhir_type *base; /* Patient -> DomainResource -> Resource; NULL at the root */
     uint32_t n_elements;
     const ehr_fhir_element *elements; /* all elements including inherited ones
                                          (id, meta, extension ...), sorted by name */
+    const char *code;                 /* the FHIR type code, which is also the suffix of
+                                         choice element names ("valueQuantity"): the
+                                         name itself, except for the constrained types
+                                         SimpleQuantity and MoneyQuantity ("Quantity") and
+                                         backbone types ("BackboneElement" or "Element") */
 };
+
+/*
+ * Notes on the generated tables:
+ *  - primitive types list the elements id and extension (what "_birthDate"
+ *    may hold); their value is the JSON value itself, not an element;
+ *  - Resource.id (and so Patient.id ...) has type id, as the R4 spec says,
+ *    although the R4 snapshots give it System.String;
+ *  - an element's types use the constrained type where the definition names
+ *    a profile (MedicationRequest.dispenseRequest.quantity is SimpleQuantity);
+ *  - elements of type Resource (contained, Bundle.entry.resource) hold any
+ *    resource, selected by its resourceType;
+ *  - the package patches a few R4 definitions (Meta.project, Binary.url,
+ *    R5 shapes of ResearchStudy and EvidenceVariable.characteristic, the R4B
+ *    SubscriptionStatus); the generator undoes that, so the tables are R4's.
+ */
 
 /* All types, sorted by name. */
 extern const ehr_fhir_type ehr_fhir_types[];
 extern const size_t ehr_fhir_n_types;
+/* The largest n_elements of any type (for per-object scratch arrays). */
+extern const size_t ehr_fhir_max_elements;
+
+/* Every value set of a required binding, sorted by url. */
+extern const ehr_fhir_valueset ehr_fhir_valuesets[];
+extern const size_t ehr_fhir_n_valuesets;
 
 /* The type named name (length len), or NULL. Exact, case-sensitive. */
 const ehr_fhir_type *ehr_fhir_type_find(const char *name, size_t len);
@@ -121,13 +147,36 @@ const ehr_fhir_type *ehr_fhir_resource_type(const char *name);
  * underscore (the JSON form of a primitive's id and extensions) is not
  * accepted here; strip it first. Returns NULL for an unknown name.
  */
-const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name,
-                                              size_t len, const ehr_fhir_type **choice_type);
+const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name, size_t len,
+                                              const ehr_fhir_type **choice_type);
+
+/*
+ * The element of t with this FHIR name (length len), as written in the
+ * definitions and in FHIRPath: "value" finds Observation.value[x], and
+ * "valueQuantity" finds nothing. Returns NULL for an unknown name.
+ */
+const ehr_fhir_element *ehr_fhir_element_get(const ehr_fhir_type *t, const char *name, size_t len);
+
+/*
+ * The JSON property name of choice element e holding a value of type t
+ * ("value" + Quantity -> "valueQuantity", dateTime -> "valueDateTime"),
+ * written NUL-terminated into buf. For an element that is not a choice it
+ * is the element's name. Returns the name's length; when that is >= size
+ * the name was truncated (as snprintf).
+ */
+size_t ehr_fhir_json_name(const ehr_fhir_element *e, const ehr_fhir_type *t, char *buf,
+                          size_t size);
 
 /* True when t is ancestor or derives from it (Patient is-a Resource). */
 bool ehr_fhir_type_is_a(const ehr_fhir_type *t, const ehr_fhir_type *ancestor);
 
 /* True when the value set contains code (system NULL matches any system). */
 bool ehr_fhir_valueset_has(const ehr_fhir_valueset *vs, const char *system, const char *code);
+
+/* True when some code of the value set is from system. */
+bool ehr_fhir_valueset_has_system(const ehr_fhir_valueset *vs, const char *system);
+
+/* The value set of a required binding with this url (no "|version"), or NULL. */
+const ehr_fhir_valueset *ehr_fhir_valueset_find(const char *url);
 
 #endif

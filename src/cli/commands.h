@@ -1,0 +1,18 @@
+/*
+ * commands.h - the subcommands of the ehr program, one file each in src/cli/.
+ *
+ * Each takes the arguments after the command name's position (argv[0] is
+ * the command name, "validate") and returns the process exit status.
+ */
+#ifndef EHR_CLI_COMMANDS_H
+#define EHR_CLI_COMMANDS_H
+
+/*
+ * ehr validate [--type TYPE] [--no-bindings] [--max-issues N] FILE...
+ * Exit 0 when every file is valid FHIR R4, 1 when some file has errors
+ * (each issue printed as "FILE: error: LOCATION: message"), 2 when a file
+ * can't be read or isn't JSON, or on a usage error.
+ */
+int ehr_cmd_validate(int argc, char **argv);
+
+#endif
