@@ -12,6 +12,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "validate") == 0)
         return ehr_cmd_validate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "fhirpath") == 0)
+        return ehr_cmd_fhirpath(argc - 1, argv + 1);
     fprintf(stderr, "ehr: unknown command '%s'; run 'ehr --help' for the list\n", argv[1]);
     return 2;
 }

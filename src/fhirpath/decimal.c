@@ -24,7 +24,8 @@ static void pow10_init(void)
     fp_i128 v = 1;
     for (int i = 0; i < 39; i++) {
         pow10_tab[i] = v;
-        v *= 10;
+        if (i < 38)
+            v *= 10;
     }
     __atomic_store_n(&pow10_ready, true, __ATOMIC_RELEASE);
 }

@@ -324,20 +324,6 @@ static ehr_status add_property(fp_ctx *c, const fp_item *parent, const char *key
     return fp_push(c, out, &it);
 }
 
-/* JSON name of a choice: "value" + "Quantity", "value" + "String". */
-static size_t choice_key(char *buf, size_t size, const char *name, size_t len, const char *tname)
-{
-    size_t tl = strlen(tname);
-    if (len + tl + 1 > size)
-        return 0;
-    memcpy(buf, name, len);
-    memcpy(buf + len, tname, tl);
-    if (buf[len] >= 'a' && buf[len] <= 'z')
-        buf[len] = (char)(buf[len] - 32);
-    buf[len + tl] = '\0';
-    return len + tl;
-}
-
 /* Navigate to an element named name when the parent's type is not known:
  * the plain key, else a choice key "nameXxx" whose suffix names a type. */
 static ehr_status child_untyped(fp_ctx *c, const fp_item *it, const char *name, size_t len,
@@ -418,18 +404,17 @@ ehr_status fp_children(fp_ctx *c, const fp_item *it, const char *name, size_t le
     const ehr_fhir_type *t = it->ftype;
     if (!t)
         return child_untyped(c, it, name, len, out);
-    const ehr_fhir_type *ct = NULL;
-    const ehr_fhir_element *el = ehr_fhir_element_find(t, name, len, &ct);
     /* FHIRPath names a choice element without its type ("value", not
      * "valueQuantity"): anything else is not an element of the type. */
-    if (!el || strlen(el->name) != len)
+    const ehr_fhir_element *el = ehr_fhir_element_get(t, name, len);
+    if (!el)
         return EHR_OK;
     if (!el->is_choice)
         return add_property(c, it, name, len, el->n_types ? el->types[0] : NULL, out);
     for (uint16_t k = 0; k < el->n_types; k++) {
         char key[128];
-        size_t kl = choice_key(key, sizeof key, name, len, el->types[k]->name);
-        if (kl) {
+        size_t kl = ehr_fhir_json_name(el, el->types[k], key, sizeof key);
+        if (kl < sizeof key) {
             ehr_status st = add_property(c, it, key, kl, el->types[k], out);
             if (st)
                 return st;
@@ -1287,7 +1272,7 @@ static ehr_status eval_typeop(fp_ctx *c, const fp_node *n, const fp_scope *s, fp
     const fp_item *a;
     if (st || (st = fp_singleton(c, n, &in, &a)))
         return st;
-    if (!n->type->ftype && !n->type->sys && !n->type->any)
+    if (!n->type->ftype && !n->type->sys && !n->type->any && !n->type->none)
         return fp_error(c, n, "unknown type '%s%s%s'", n->type->ns ? n->type->ns : "",
                         n->type->ns ? "." : "", n->type->name);
     if (!a)

@@ -243,6 +243,8 @@ typedef struct fp_typeref {
     const ehr_fhir_type *ftype;  /* a FHIR type, or NULL */
     int sys;                     /* a System type (ehr_fhirpath_kind), or 0 */
     bool any;                    /* System.Any */
+    bool none;                   /* a qualified name its model lacks (System.Patient):
+                                    valid, and nothing is of that type */
 } fp_typeref;
 
 typedef struct fp_node fp_node;

@@ -299,7 +299,7 @@ static ehr_status unknown_type(fp_ctx *c, const fp_node *n)
 
 static bool type_known(const fp_typeref *t)
 {
-    return t->ftype || t->sys || t->any;
+    return t->ftype || t->sys || t->any || t->none;
 }
 
 static ehr_status fn_of_type(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
@@ -707,7 +707,10 @@ static int sort_cmp(fp_ctx *c, const fp_node *n, const fp_item *a, const fp_item
         const fp_item *yb = y ? (y->n ? &y->items[0] : NULL) : b;
         int r = 0;
         if (!xa || !yb) {
-            r = (xa ? 1 : 0) - (yb ? 1 : 0); /* empty sorts first */
+            /* an empty key sorts first, in either direction (testSort10) */
+            r = (xa ? 1 : 0) - (yb ? 1 : 0);
+            if (r)
+                return r;
         } else {
             int res = fp_compare(c, n, xa, yb, &r);
             if (res == FP_ERR) {

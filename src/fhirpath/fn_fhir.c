@@ -177,26 +177,6 @@ static ehr_status fn_conforms_to(fp_ctx *c, const fp_node *n, const fp_scope *s,
     return fp_push_bool(c, out, it->ftype && ehr_fhir_type_is_a(it->ftype, t));
 }
 
-/* A value set with a required binding somewhere in the model. */
-static const ehr_fhir_valueset *find_valueset(const char *url, size_t ul)
-{
-    for (size_t i = 0; i < ehr_fhir_n_types; i++) {
-        const ehr_fhir_type *t = &ehr_fhir_types[i];
-        for (uint32_t k = 0; k < t->n_elements; k++) {
-            const ehr_fhir_valueset *vs = t->elements[k].binding;
-            if (!vs || !vs->url)
-                continue;
-            size_t vl = strlen(vs->url);
-            const char *bar = memchr(vs->url, '|', vl);
-            if (bar)
-                vl = (size_t)(bar - vs->url);
-            if (vl == ul && memcmp(vs->url, url, ul) == 0)
-                return vs;
-        }
-    }
-    return NULL;
-}
-
 static int code_in(const ehr_fhir_valueset *vs, const char *system, const char *code)
 {
     return code && ehr_fhir_valueset_has(vs, system, code);
@@ -214,7 +194,10 @@ static ehr_status fn_member_of(fp_ctx *c, const fp_node *n, const fp_scope *s, c
     if ((st = fp_input_single(c, n, in, &it)) || !it)
         return st;
     const char *bar = memchr(url, '|', ul);
-    const ehr_fhir_valueset *vs = find_valueset(url, bar ? (size_t)(bar - url) : ul);
+    char *u = ehr_arena_strndup(c->arena, url, bar ? (size_t)(bar - url) : ul);
+    if (!u)
+        return fp_nomem(c);
+    const ehr_fhir_valueset *vs = ehr_fhir_valueset_find(u);
     /* without the expansion the answer is unknown (FHIR R4 2.7.1.1) */
     if (!vs || !vs->complete)
         return EHR_OK;

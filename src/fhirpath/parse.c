@@ -529,6 +529,7 @@ bool fp_resolve_type(const char *ns, const char *name, fp_typeref *t)
     t->ftype = NULL;
     t->sys = 0;
     t->any = false;
+    t->none = false;
     bool fhir = !ns || strcmp(ns, "FHIR") == 0;
     bool system = !ns || strcmp(ns, "System") == 0;
     if (ns && !fhir && !system)
@@ -544,7 +545,9 @@ bool fp_resolve_type(const char *ns, const char *name, fp_typeref *t)
         if (strcmp(name, "Any") == 0)
             t->any = true;
     }
-    return t->ftype || t->sys || t->any;
+    if (!t->ftype && !t->sys && !t->any && ns)
+        t->none = true; /* System.Patient: a type name, of no value */
+    return t->ftype || t->sys || t->any || t->none;
 }
 
 static fp_typeref *mktype(parser *P, const char *ns, const char *name)
@@ -867,7 +870,15 @@ static fp_node *parse_term(parser *P)
 static fp_node *parse_postfix(parser *P)
 {
     fp_node *n = parse_term(P);
+    int steps = 0;
     while (n) {
+        /* each step nests the tree one level deeper: count it as depth */
+        if (++steps + P->depth > EHR_FHIRPATH_MAX_DEPTH * 4) {
+            P->st = ehr_err_set(P->err, EHR_ELIMIT,
+                                "limit exceeded: path longer than %d steps",
+                                EHR_FHIRPATH_MAX_DEPTH * 4);
+            return NULL;
+        }
         if (is_sym(&P->t, ".")) {
             if (!next(P))
                 return NULL;
