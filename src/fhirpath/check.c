@@ -474,17 +474,30 @@ static bool chk(checker *C, const fp_node *n, const stype *focus, const stype *t
                 const ehr_fhir_type *t = ehr_fhir_type_find(n->name, n->name_len);
                 if (t) {
                     for (int i = 0; i < in.nf; i++) {
-                        if (ehr_fhir_type_is_a(in.f[i], t) || ehr_fhir_type_is_a(t, in.f[i])) {
+                        if (ehr_fhir_type_is_a(in.f[i], t)) {
                             *out = in;
                             C->depth--;
                             return true;
                         }
+                        if (ehr_fhir_type_is_a(t, in.f[i])) {
+                            /* Resource context, Patient.name: narrowed to Patient */
+                            memset(out, 0, sizeof *out);
+                            add_fhir(out, t);
+                            out->many = in.many;
+                            C->depth--;
+                            return true;
+                        }
                     }
-                    char types[200];
-                    type_list(&in, types, sizeof types);
-                    cerr(C, n, "the context is %s, never a %s", types, t->name);
-                    ok = false;
-                    break;
+                    if (C->opts->flags & EHR_FHIRPATH_STRICT) {
+                        char types[200];
+                        type_list(&in, types, sizeof types);
+                        cerr(C, n, "the context is %s, never a %s", types, t->name);
+                        ok = false;
+                        break;
+                    }
+                    /* not the context's type: the empty collection */
+                    C->depth--;
+                    return true;
                 }
             }
         }

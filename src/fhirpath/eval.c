@@ -245,10 +245,13 @@ void fp_item_from_json(const json_t *v, const json_t *ext, const ehr_fhir_type *
     out->resource = resource;
     if (v && json_is_object(v)) {
         out->kind = EHR_FHIRPATH_OBJECT;
-        const ehr_fhir_type *rt = fp_resource_type(v);
-        if (rt) {
-            out->ftype = rt;
-            out->resource = v;
+        /* elements of type Resource hold any resource, named by resourceType */
+        if (!t || t->kind == EHR_FHIR_KIND_RESOURCE) {
+            const ehr_fhir_type *rt = fp_resource_type(v);
+            if (rt) {
+                out->ftype = rt;
+                out->resource = v;
+            }
         }
         return;
     }
@@ -1270,7 +1273,22 @@ static ehr_status eval_typeop(fp_ctx *c, const fp_node *n, const fp_scope *s, fp
     fp_coll in;
     ehr_status st = eval_sub(c, n->left, s, &in);
     const fp_item *a;
-    if (st || (st = fp_singleton(c, n, &in, &a)))
+    if (st)
+        return st;
+    if (n->op == OP_AS && in.n > 1 && (n->type->ftype || n->type->sys || n->type->any)) {
+        /*
+         * FHIRPath N1 6.3.3 makes "as" on several items an error, but the
+         * search parameters of FHIR R4 apply it to repeating elements
+         * ("Observation.component.value as Quantity"), as common engines
+         * allow: the operator filters like ofType(). The function form
+         * as() keeps the rule (the R4 suite, testFHIRPathAsFunction21).
+         */
+        for (size_t i = 0; i < in.n; i++)
+            if (fp_item_is(&in.items[i], n->type, true) && (st = fp_push(c, out, &in.items[i])))
+                return st;
+        return EHR_OK;
+    }
+    if ((st = fp_singleton(c, n, &in, &a)))
         return st;
     if (!n->type->ftype && !n->type->sys && !n->type->any && !n->type->none)
         return fp_error(c, n, "unknown type '%s%s%s'", n->type->ns ? n->type->ns : "",
@@ -1300,9 +1318,8 @@ static ehr_status eval_member(fp_ctx *c, const fp_node *n, const fp_scope *s, fp
         const fp_item *it = &in->items[i];
         /* A path may start with the type of its context: Patient.name
          * (N1 section 3). A type name never names an element. */
-        if (!n->left && n->name[0] >= 'A' && n->name[0] <= 'Z' && it->ftype) {
-            const ehr_fhir_type *t = ehr_fhir_type_find(n->name, n->name_len);
-            if (t && ehr_fhir_type_is_a(it->ftype, t)) {
+        if (n->tname && it->ftype) {
+            if (ehr_fhir_type_is_a(it->ftype, n->tname)) {
                 if ((st = fp_push(c, out, it)))
                     return st;
                 continue;

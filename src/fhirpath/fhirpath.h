@@ -59,6 +59,13 @@ enum {
      * may decide to return an error").
      */
     EHR_FHIRPATH_CHECK_ORDERED = 1u << 0,
+    /*
+     * Strict mode (FHIRPath N1 section 11): a path that starts with a type
+     * name the context can never be ("Encounter.name" on a Patient) is a
+     * semantic error rather than the empty collection. Off, expressions
+     * such as "Patient.name | Person.name" work on either type.
+     */
+    EHR_FHIRPATH_STRICT = 1u << 1,
 };
 
 typedef struct ehr_fhirpath_options {

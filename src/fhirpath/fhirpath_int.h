@@ -263,6 +263,7 @@ struct fp_node {
     const char *name; /* member, variable, function name (NUL-terminated) */
     size_t name_len;
     fp_typeref *type;
+    const ehr_fhir_type *tname; /* a member at the start of a path that names a type */
     fp_item lit;
 };
 

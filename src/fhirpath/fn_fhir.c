@@ -84,8 +84,8 @@ static const json_t *find_in_bundle(const json_t *bundle, const char *ref)
     if (!rt || strcmp(rt, "Bundle") != 0)
         return NULL;
     const json_t *entries = json_object_get(bundle, "entry");
-    const char *type, *id;
-    size_t tl, il;
+    const char *type = NULL, *id = NULL;
+    size_t tl = 0, il = 0;
     bool has_tid = ref_type_id(ref, &type, &tl, &id, &il);
     for (size_t i = 0; i < json_array_size(entries); i++) {
         const json_t *e = json_array_get(entries, i);

@@ -718,6 +718,8 @@ static fp_node *parse_invocation(parser *P, fp_node *left)
     m->left = left;
     m->name = id.val;
     m->name_len = id.vlen;
+    if (!left && id.val[0] >= 'A' && id.val[0] <= 'Z')
+        m->tname = ehr_fhir_type_find(id.val, id.vlen);
     return m;
 }
 

@@ -11,7 +11,8 @@
  * (in order, unless the test says ordered="false"), or, for tests marked
  * invalid="syntax|semantic|execution", fails with an error of that class.
  * Expressions are compiled with the type of the input resource as context,
- * so that semantic errors are found (see ehr_fhirpath_options).
+ * so that semantic errors are found, in strict mode where the test says
+ * mode="strict" (see ehr_fhirpath_options).
  *
  * Tests are skipped only through tests/conformance/fhirpath_skip.txt, which
  * gives the reason for each. Exit 77 (skipped) when the data is absent,
@@ -209,6 +210,7 @@ static int run_test(const char *dir, xmlNode *t, const char *group)
     char *predicate = attr(t, "predicate");
     char *ordered = attr(t, "ordered");
     char *check_ordered = attr(t, "checkOrderedFunctions");
+    char *mode = attr(t, "mode");
     char *expr = NULL, *invalid = NULL;
     out outs[64];
     int n_out = 0;
@@ -219,6 +221,11 @@ static int run_test(const char *dir, xmlNode *t, const char *group)
         if (strcmp((const char *)c->name, "expression") == 0) {
             expr = text_of(c);
             invalid = attr(c, "invalid");
+            char *m = attr(c, "mode");
+            if (m) {
+                free(mode);
+                mode = m;
+            }
         } else if (strcmp((const char *)c->name, "output") == 0 && n_out < 64) {
             outs[n_out].type = attr(c, "type");
             outs[n_out].text = text_of(c);
@@ -244,6 +251,8 @@ static int run_test(const char *dir, xmlNode *t, const char *group)
     opts.context_type = rt;
     if (check_ordered && strcmp(check_ordered, "true") == 0)
         opts.flags |= EHR_FHIRPATH_CHECK_ORDERED;
+    if (mode && strcmp(mode, "strict") == 0)
+        opts.flags |= EHR_FHIRPATH_STRICT;
     ehr_err err;
     memset(&err, 0, sizeof err);
     ehr_fhirpath_expr *e = NULL;
@@ -313,6 +322,7 @@ done:
     free(predicate);
     free(ordered);
     free(check_ordered);
+    free(mode);
     free(expr);
     free(invalid);
     for (int i = 0; i < n_out; i++) {
