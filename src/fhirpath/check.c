@@ -214,6 +214,12 @@ static bool member(checker *C, const fp_node *n, const stype *in, stype *out)
         out->any = true;
         found = true;
     }
+    if ((in->sys & SYS(EHR_FHIRPATH_QUANTITY)) &&
+        ((n->name_len == 5 && memcmp(n->name, "value", 5) == 0) ||
+         (n->name_len == 4 && memcmp(n->name, "unit", 4) == 0))) {
+        out->sys |= SYS(n->name[0] == 'v' ? EHR_FHIRPATH_DECIMAL : EHR_FHIRPATH_STRING);
+        found = true;
+    }
     if (!found) {
         char types[200];
         type_list(in, types, sizeof types);

@@ -389,6 +389,15 @@ ehr_status fp_children(fp_ctx *c, const fp_item *it, const char *name, size_t le
         return children_all(c, it, out);
     if (it->kind == EHR_FHIRPATH_TYPEINFO)
         return typeinfo_member(c, it, name, len, out);
+    if (it->kind == EHR_FHIRPATH_QUANTITY) {
+        /* the two components of a System.Quantity (N1 4.1.6) */
+        const fp_qty *q = it->v.q;
+        if (len == 5 && memcmp(name, "value", 5) == 0)
+            return fp_push_dec(c, out, q->value);
+        if (len == 4 && memcmp(name, "unit", 4) == 0)
+            return fp_push_str(c, out, q->unit, strlen(q->unit));
+        return EHR_OK;
+    }
     if (it->kind != EHR_FHIRPATH_OBJECT) {
         /* a primitive: its id and extensions live in the companion object */
         if (!it->ext || !it->ftype)
