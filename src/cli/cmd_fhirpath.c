@@ -15,23 +15,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr fhirpath [--var NAME=JSON]... [--type TYPE] [--now INSTANT] EXPRESSION "
-            "FILE\n"
-            "\n"
-            "Evaluates EXPRESSION (FHIRPath, as FHIR R4 uses it) on FILE, a FHIR resource in\n"
-            "JSON ('-' reads standard input), and prints the result collection as a JSON\n"
-            "array: elements of the resource as they are in it, strings, numbers and\n"
-            "booleans as JSON values, dates and times as strings as written, quantities as\n"
-            "{\"value\": 1.5, \"unit\": \"mg\"}.\n"
-            "\n"
-            "  --var NAME=JSON  define %%NAME as the JSON value (an array is a collection)\n"
-            "  --type TYPE      the type of FILE when it is not a resource (e.g. HumanName)\n"
-            "  --now INSTANT    the time now() and today() return\n"
-            "\n"
-            "Exit status: 0 success, 1 error in the expression or while evaluating it\n"
-            "(the message gives the position in the expression), 2 unreadable file, bad\n"
-            "JSON or usage error.\n");
+    fprintf(f, "usage: ehr fhirpath [--var NAME=JSON]... [--type TYPE] [--now INSTANT] EXPRESSION "
+               "FILE\n"
+               "\n"
+               "Evaluates EXPRESSION (FHIRPath, as FHIR R4 uses it) on FILE, a FHIR resource in\n"
+               "JSON ('-' reads standard input), and prints the result collection as a JSON\n"
+               "array: elements of the resource as they are in it, strings, numbers and\n"
+               "booleans as JSON values, dates and times as strings as written, quantities as\n"
+               "{\"value\": 1.5, \"unit\": \"mg\"}.\n"
+               "\n"
+               "  --var NAME=JSON  define %%NAME as the JSON value (an array is a collection)\n"
+               "  --type TYPE      the type of FILE when it is not a resource (e.g. HumanName)\n"
+               "  --now INSTANT    the time now() and today() return\n"
+               "\n"
+               "Exit status: 0 success, 1 error in the expression or while evaluating it\n"
+               "(the message gives the position in the expression), 2 unreadable file, bad\n"
+               "JSON or usage error.\n");
 }
 
 static int read_all(const char *file, ehr_buf *b)

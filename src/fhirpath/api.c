@@ -7,8 +7,7 @@
 #include "core/json.h"
 #include "fhirpath/fhirpath_int.h"
 
-ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len,
-                                     const ehr_fhirpath_options *opts,
+ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len, const ehr_fhirpath_options *opts,
                                      ehr_fhirpath_expr **out, ehr_err *err)
 {
     *out = NULL;
@@ -43,8 +42,7 @@ ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len,
     return EHR_OK;
 }
 
-ehr_status ehr_fhirpath_compile(const char *expr, size_t len, ehr_fhirpath_expr **out,
-                                ehr_err *err)
+ehr_status ehr_fhirpath_compile(const char *expr, size_t len, ehr_fhirpath_expr **out, ehr_err *err)
 {
     return ehr_fhirpath_compile_opts(expr, len, NULL, out, err);
 }
@@ -171,8 +169,8 @@ static bool item_qty(const ehr_fhirpath_item *it, fp_qty *q)
     return false;
 }
 
-bool ehr_fhirpath_item_quantity(const ehr_fhirpath_item *it, ehr_arena *arena,
-                                const char **value, const char **unit)
+bool ehr_fhirpath_item_quantity(const ehr_fhirpath_item *it, ehr_arena *arena, const char **value,
+                                const char **unit)
 {
     fp_qty q;
     if (!item_qty(it, &q))
@@ -257,8 +255,9 @@ json_t *ehr_fhirpath_item_to_json(const ehr_fhirpath_item *it)
         if (!q->cal && strcmp(q->unit, "1") != 0) {
             fp_unit u;
             fp_ucum_parse(q->unit, strlen(q->unit), &u);
-            if (u.valid && (json_object_set_new(o, "system", json_string("http://unitsofmeasure.org")) ||
-                            json_object_set_new(o, "code", json_string(q->unit)))) {
+            if (u.valid &&
+                (json_object_set_new(o, "system", json_string("http://unitsofmeasure.org")) ||
+                 json_object_set_new(o, "code", json_string(q->unit)))) {
                 json_decref(o);
                 return NULL;
             }

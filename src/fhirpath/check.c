@@ -101,8 +101,8 @@ static ehr_status cerr(checker *C, const fp_node *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    C->st = fp_set_error(C->err, EHR_EINVAL, "semantic error", C->e->text, C->e->len, n->pos, fmt,
-                         ap);
+    C->st =
+        fp_set_error(C->err, EHR_EINVAL, "semantic error", C->e->text, C->e->len, n->pos, fmt, ap);
     va_end(ap);
     return C->st;
 }
@@ -111,16 +111,23 @@ static ehr_status cerr(checker *C, const fp_node *n, const char *fmt, ...)
 static int prim_sys(const ehr_fhir_type *t)
 {
     switch (t->prim) {
-    case EHR_PRIM_BOOLEAN: return EHR_FHIRPATH_BOOLEAN;
+    case EHR_PRIM_BOOLEAN:
+        return EHR_FHIRPATH_BOOLEAN;
     case EHR_PRIM_INTEGER:
     case EHR_PRIM_UNSIGNEDINT:
-    case EHR_PRIM_POSITIVEINT: return EHR_FHIRPATH_INTEGER;
-    case EHR_PRIM_DECIMAL: return EHR_FHIRPATH_DECIMAL;
-    case EHR_PRIM_DATE: return EHR_FHIRPATH_DATE;
+    case EHR_PRIM_POSITIVEINT:
+        return EHR_FHIRPATH_INTEGER;
+    case EHR_PRIM_DECIMAL:
+        return EHR_FHIRPATH_DECIMAL;
+    case EHR_PRIM_DATE:
+        return EHR_FHIRPATH_DATE;
     case EHR_PRIM_DATETIME:
-    case EHR_PRIM_INSTANT: return EHR_FHIRPATH_DATETIME;
-    case EHR_PRIM_TIME: return EHR_FHIRPATH_TIME;
-    default: return EHR_FHIRPATH_STRING;
+    case EHR_PRIM_INSTANT:
+        return EHR_FHIRPATH_DATETIME;
+    case EHR_PRIM_TIME:
+        return EHR_FHIRPATH_TIME;
+    default:
+        return EHR_FHIRPATH_STRING;
     }
 }
 
@@ -226,11 +233,11 @@ static bool member(checker *C, const fp_node *n, const stype *in, stype *out)
         /* a JSON name of a choice is the usual mistake: say so */
         for (int i = 0; i < in->nf; i++) {
             const ehr_fhir_type *ct = NULL;
-            const ehr_fhir_element *el =
-                ehr_fhir_element_find(in->f[i], n->name, n->name_len, &ct);
+            const ehr_fhir_element *el = ehr_fhir_element_find(in->f[i], n->name, n->name_len, &ct);
             if (el && el->is_choice) {
-                cerr(C, n, "'%s' is not an element of %s: FHIRPath names the choice element "
-                           "'%s' (use %s.ofType(%s))",
+                cerr(C, n,
+                     "'%s' is not an element of %s: FHIRPath names the choice element "
+                     "'%s' (use %s.ofType(%s))",
                      n->name, in->f[i]->name, el->name, el->name, ct ? ct->name : "Type");
                 return false;
             }
@@ -279,8 +286,9 @@ static bool check_func(checker *C, const fp_node *n, const stype *focus, const s
     const fp_fn *f = n->fn;
     if ((C->opts->flags & EHR_FHIRPATH_CHECK_ORDERED) && (f->flags & FP_FN_ORDERED) &&
         in.unordered) {
-        cerr(C, n, "%s() depends on order, and the order of children() and descendants() is "
-                   "undefined",
+        cerr(C, n,
+             "%s() depends on order, and the order of children() and descendants() is "
+             "undefined",
              n->name);
         return false;
     }
@@ -294,8 +302,8 @@ static bool check_func(checker *C, const fp_node *n, const stype *focus, const s
     stype elem;
     element_of(&in, &elem);
     /* arguments evaluated for each item see it as the focus and $this */
-    static const char *const lambdas[] = {"where", "select", "exists", "all", "repeat",
-                                          "repeatAll", "sort", "aggregate", "trace", NULL};
+    static const char *const lambdas[] = {"where",     "select", "exists",    "all",   "repeat",
+                                          "repeatAll", "sort",   "aggregate", "trace", NULL};
     bool lambda = false;
     for (int i = 0; lambdas[i]; i++)
         if (fn_is(n, lambdas[i]))
@@ -337,9 +345,10 @@ static bool check_func(checker *C, const fp_node *n, const stype *focus, const s
         return false;
     }
     memset(out, 0, sizeof *out);
-    static const char *const same[] = {"where", "first", "last", "tail", "skip", "take",
-                                       "single", "distinct", "intersect", "exclude", "trace",
-                                       "defineVariable", "sort", "checkModifiers", NULL};
+    static const char *const same[] = {"where",     "first",          "last",   "tail",
+                                       "skip",      "take",           "single", "distinct",
+                                       "intersect", "exclude",        "trace",  "defineVariable",
+                                       "sort",      "checkModifiers", NULL};
     for (int i = 0; same[i]; i++) {
         if (fn_is(n, same[i])) {
             *out = in;
@@ -394,17 +403,28 @@ static bool check_func(checker *C, const fp_node *n, const stype *focus, const s
         int kind;
         bool many;
     } results[] = {
-        {"empty", EHR_FHIRPATH_BOOLEAN, false},       {"exists", EHR_FHIRPATH_BOOLEAN, false},
-        {"all", EHR_FHIRPATH_BOOLEAN, false},         {"allTrue", EHR_FHIRPATH_BOOLEAN, false},
-        {"anyTrue", EHR_FHIRPATH_BOOLEAN, false},     {"allFalse", EHR_FHIRPATH_BOOLEAN, false},
-        {"anyFalse", EHR_FHIRPATH_BOOLEAN, false},    {"subsetOf", EHR_FHIRPATH_BOOLEAN, false},
-        {"supersetOf", EHR_FHIRPATH_BOOLEAN, false},  {"isDistinct", EHR_FHIRPATH_BOOLEAN, false},
-        {"is", EHR_FHIRPATH_BOOLEAN, false},          {"not", EHR_FHIRPATH_BOOLEAN, false},
-        {"hasValue", EHR_FHIRPATH_BOOLEAN, false},    {"startsWith", EHR_FHIRPATH_BOOLEAN, false},
-        {"endsWith", EHR_FHIRPATH_BOOLEAN, false},    {"contains", EHR_FHIRPATH_BOOLEAN, false},
-        {"matches", EHR_FHIRPATH_BOOLEAN, false},     {"matchesFull", EHR_FHIRPATH_BOOLEAN, false},
-        {"comparable", EHR_FHIRPATH_BOOLEAN, false},  {"conformsTo", EHR_FHIRPATH_BOOLEAN, false},
-        {"memberOf", EHR_FHIRPATH_BOOLEAN, false},    {"htmlChecks", EHR_FHIRPATH_BOOLEAN, false},
+        {"empty", EHR_FHIRPATH_BOOLEAN, false},
+        {"exists", EHR_FHIRPATH_BOOLEAN, false},
+        {"all", EHR_FHIRPATH_BOOLEAN, false},
+        {"allTrue", EHR_FHIRPATH_BOOLEAN, false},
+        {"anyTrue", EHR_FHIRPATH_BOOLEAN, false},
+        {"allFalse", EHR_FHIRPATH_BOOLEAN, false},
+        {"anyFalse", EHR_FHIRPATH_BOOLEAN, false},
+        {"subsetOf", EHR_FHIRPATH_BOOLEAN, false},
+        {"supersetOf", EHR_FHIRPATH_BOOLEAN, false},
+        {"isDistinct", EHR_FHIRPATH_BOOLEAN, false},
+        {"is", EHR_FHIRPATH_BOOLEAN, false},
+        {"not", EHR_FHIRPATH_BOOLEAN, false},
+        {"hasValue", EHR_FHIRPATH_BOOLEAN, false},
+        {"startsWith", EHR_FHIRPATH_BOOLEAN, false},
+        {"endsWith", EHR_FHIRPATH_BOOLEAN, false},
+        {"contains", EHR_FHIRPATH_BOOLEAN, false},
+        {"matches", EHR_FHIRPATH_BOOLEAN, false},
+        {"matchesFull", EHR_FHIRPATH_BOOLEAN, false},
+        {"comparable", EHR_FHIRPATH_BOOLEAN, false},
+        {"conformsTo", EHR_FHIRPATH_BOOLEAN, false},
+        {"memberOf", EHR_FHIRPATH_BOOLEAN, false},
+        {"htmlChecks", EHR_FHIRPATH_BOOLEAN, false},
         {"convertsToBoolean", EHR_FHIRPATH_BOOLEAN, false},
         {"convertsToInteger", EHR_FHIRPATH_BOOLEAN, false},
         {"convertsToDecimal", EHR_FHIRPATH_BOOLEAN, false},
@@ -413,22 +433,38 @@ static bool check_func(checker *C, const fp_node *n, const stype *focus, const s
         {"convertsToDateTime", EHR_FHIRPATH_BOOLEAN, false},
         {"convertsToTime", EHR_FHIRPATH_BOOLEAN, false},
         {"convertsToQuantity", EHR_FHIRPATH_BOOLEAN, false},
-        {"toBoolean", EHR_FHIRPATH_BOOLEAN, false},   {"count", EHR_FHIRPATH_INTEGER, false},
-        {"length", EHR_FHIRPATH_INTEGER, false},      {"indexOf", EHR_FHIRPATH_INTEGER, false},
-        {"lastIndexOf", EHR_FHIRPATH_INTEGER, false}, {"toInteger", EHR_FHIRPATH_INTEGER, false},
-        {"precision", EHR_FHIRPATH_INTEGER, false},   {"toString", EHR_FHIRPATH_STRING, false},
-        {"substring", EHR_FHIRPATH_STRING, false},    {"upper", EHR_FHIRPATH_STRING, false},
-        {"lower", EHR_FHIRPATH_STRING, false},        {"replace", EHR_FHIRPATH_STRING, false},
-        {"replaceMatches", EHR_FHIRPATH_STRING, false}, {"trim", EHR_FHIRPATH_STRING, false},
-        {"join", EHR_FHIRPATH_STRING, false},         {"encode", EHR_FHIRPATH_STRING, false},
-        {"decode", EHR_FHIRPATH_STRING, false},       {"escape", EHR_FHIRPATH_STRING, false},
-        {"unescape", EHR_FHIRPATH_STRING, false},     {"toChars", EHR_FHIRPATH_STRING, true},
-        {"split", EHR_FHIRPATH_STRING, true},         {"toDecimal", EHR_FHIRPATH_DECIMAL, false},
-        {"exp", EHR_FHIRPATH_DECIMAL, false},         {"ln", EHR_FHIRPATH_DECIMAL, false},
-        {"log", EHR_FHIRPATH_DECIMAL, false},         {"sqrt", EHR_FHIRPATH_DECIMAL, false},
-        {"toDate", EHR_FHIRPATH_DATE, false},         {"today", EHR_FHIRPATH_DATE, false},
-        {"toDateTime", EHR_FHIRPATH_DATETIME, false}, {"now", EHR_FHIRPATH_DATETIME, false},
-        {"toTime", EHR_FHIRPATH_TIME, false},         {"timeOfDay", EHR_FHIRPATH_TIME, false},
+        {"toBoolean", EHR_FHIRPATH_BOOLEAN, false},
+        {"count", EHR_FHIRPATH_INTEGER, false},
+        {"length", EHR_FHIRPATH_INTEGER, false},
+        {"indexOf", EHR_FHIRPATH_INTEGER, false},
+        {"lastIndexOf", EHR_FHIRPATH_INTEGER, false},
+        {"toInteger", EHR_FHIRPATH_INTEGER, false},
+        {"precision", EHR_FHIRPATH_INTEGER, false},
+        {"toString", EHR_FHIRPATH_STRING, false},
+        {"substring", EHR_FHIRPATH_STRING, false},
+        {"upper", EHR_FHIRPATH_STRING, false},
+        {"lower", EHR_FHIRPATH_STRING, false},
+        {"replace", EHR_FHIRPATH_STRING, false},
+        {"replaceMatches", EHR_FHIRPATH_STRING, false},
+        {"trim", EHR_FHIRPATH_STRING, false},
+        {"join", EHR_FHIRPATH_STRING, false},
+        {"encode", EHR_FHIRPATH_STRING, false},
+        {"decode", EHR_FHIRPATH_STRING, false},
+        {"escape", EHR_FHIRPATH_STRING, false},
+        {"unescape", EHR_FHIRPATH_STRING, false},
+        {"toChars", EHR_FHIRPATH_STRING, true},
+        {"split", EHR_FHIRPATH_STRING, true},
+        {"toDecimal", EHR_FHIRPATH_DECIMAL, false},
+        {"exp", EHR_FHIRPATH_DECIMAL, false},
+        {"ln", EHR_FHIRPATH_DECIMAL, false},
+        {"log", EHR_FHIRPATH_DECIMAL, false},
+        {"sqrt", EHR_FHIRPATH_DECIMAL, false},
+        {"toDate", EHR_FHIRPATH_DATE, false},
+        {"today", EHR_FHIRPATH_DATE, false},
+        {"toDateTime", EHR_FHIRPATH_DATETIME, false},
+        {"now", EHR_FHIRPATH_DATETIME, false},
+        {"toTime", EHR_FHIRPATH_TIME, false},
+        {"timeOfDay", EHR_FHIRPATH_TIME, false},
         {"toQuantity", EHR_FHIRPATH_QUANTITY, false},
     };
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
@@ -518,8 +554,9 @@ static bool chk(checker *C, const fp_node *n, const stype *focus, const stype *t
         stype idx;
         ok = chk(C, n->left, focus, this_t, out) && chk(C, n->args[0], focus, this_t, &idx);
         if (ok && (C->opts->flags & EHR_FHIRPATH_CHECK_ORDERED) && out->unordered) {
-            cerr(C, n, "an indexer depends on order, and the order of children() and "
-                       "descendants() is undefined");
+            cerr(C, n,
+                 "an indexer depends on order, and the order of children() and "
+                 "descendants() is undefined");
             ok = false;
         }
         out->many = false;

@@ -244,7 +244,8 @@ bool fp_dt_valid(const fp_dt *d, int kind)
         return false;
     if (d->prec >= EHR_FHIRPATH_PREC_MONTH && (d->month < 1 || d->month > 12))
         return false;
-    if (d->prec >= EHR_FHIRPATH_PREC_DAY && (d->day < 1 || d->day > fp_days_in_month(d->year, d->month)))
+    if (d->prec >= EHR_FHIRPATH_PREC_DAY &&
+        (d->day < 1 || d->day > fp_days_in_month(d->year, d->month)))
         return false;
     return true;
 }
@@ -296,11 +297,21 @@ int fp_dt_cmp(const fp_dt *a, const fp_dt *b, int kind)
     for (int p = first; p <= last; p++) {
         int r = 0;
         switch (p) {
-        case EHR_FHIRPATH_PREC_YEAR: r = sgn(x.year, y.year); break;
-        case EHR_FHIRPATH_PREC_MONTH: r = sgn(x.month, y.month); break;
-        case EHR_FHIRPATH_PREC_DAY: r = sgn(x.day, y.day); break;
-        case EHR_FHIRPATH_PREC_HOUR: r = sgn(x.hour, y.hour); break;
-        case EHR_FHIRPATH_PREC_MINUTE: r = sgn(x.minute, y.minute); break;
+        case EHR_FHIRPATH_PREC_YEAR:
+            r = sgn(x.year, y.year);
+            break;
+        case EHR_FHIRPATH_PREC_MONTH:
+            r = sgn(x.month, y.month);
+            break;
+        case EHR_FHIRPATH_PREC_DAY:
+            r = sgn(x.day, y.day);
+            break;
+        case EHR_FHIRPATH_PREC_HOUR:
+            r = sgn(x.hour, y.hour);
+            break;
+        case EHR_FHIRPATH_PREC_MINUTE:
+            r = sgn(x.minute, y.minute);
+            break;
         default:
             /* seconds and milliseconds as one decimal */
             r = sgn(x.second * 1000 + x.ms, y.second * 1000 + y.ms);
@@ -315,21 +326,28 @@ int fp_dt_cmp(const fp_dt *a, const fp_dt *b, int kind)
 }
 
 static const int64_t unit_ms[] = {
-    [FP_CAL_DAY] = 86400000, [FP_CAL_HOUR] = 3600000, [FP_CAL_MINUTE] = 60000,
-    [FP_CAL_SECOND] = 1000, [FP_CAL_MILLISECOND] = 1,
+    [FP_CAL_DAY] = 86400000, [FP_CAL_HOUR] = 3600000,  [FP_CAL_MINUTE] = 60000,
+    [FP_CAL_SECOND] = 1000,  [FP_CAL_MILLISECOND] = 1,
 };
 
 /* The calendar unit of a precision. */
 static int prec_unit(int prec)
 {
     switch (prec) {
-    case EHR_FHIRPATH_PREC_YEAR: return FP_CAL_YEAR;
-    case EHR_FHIRPATH_PREC_MONTH: return FP_CAL_MONTH;
-    case EHR_FHIRPATH_PREC_DAY: return FP_CAL_DAY;
-    case EHR_FHIRPATH_PREC_HOUR: return FP_CAL_HOUR;
-    case EHR_FHIRPATH_PREC_MINUTE: return FP_CAL_MINUTE;
-    case EHR_FHIRPATH_PREC_SECOND: return FP_CAL_SECOND;
-    default: return FP_CAL_MILLISECOND;
+    case EHR_FHIRPATH_PREC_YEAR:
+        return FP_CAL_YEAR;
+    case EHR_FHIRPATH_PREC_MONTH:
+        return FP_CAL_MONTH;
+    case EHR_FHIRPATH_PREC_DAY:
+        return FP_CAL_DAY;
+    case EHR_FHIRPATH_PREC_HOUR:
+        return FP_CAL_HOUR;
+    case EHR_FHIRPATH_PREC_MINUTE:
+        return FP_CAL_MINUTE;
+    case EHR_FHIRPATH_PREC_SECOND:
+        return FP_CAL_SECOND;
+    default:
+        return FP_CAL_MILLISECOND;
     }
 }
 

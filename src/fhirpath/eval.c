@@ -177,16 +177,23 @@ const ehr_fhir_type *fp_resource_type(const json_t *obj)
 static int prim_kind(ehr_fhir_prim p)
 {
     switch (p) {
-    case EHR_PRIM_BOOLEAN: return EHR_FHIRPATH_BOOLEAN;
+    case EHR_PRIM_BOOLEAN:
+        return EHR_FHIRPATH_BOOLEAN;
     case EHR_PRIM_INTEGER:
     case EHR_PRIM_UNSIGNEDINT:
-    case EHR_PRIM_POSITIVEINT: return EHR_FHIRPATH_INTEGER;
-    case EHR_PRIM_DECIMAL: return EHR_FHIRPATH_DECIMAL;
-    case EHR_PRIM_DATE: return EHR_FHIRPATH_DATE;
+    case EHR_PRIM_POSITIVEINT:
+        return EHR_FHIRPATH_INTEGER;
+    case EHR_PRIM_DECIMAL:
+        return EHR_FHIRPATH_DECIMAL;
+    case EHR_PRIM_DATE:
+        return EHR_FHIRPATH_DATE;
     case EHR_PRIM_DATETIME:
-    case EHR_PRIM_INSTANT: return EHR_FHIRPATH_DATETIME;
-    case EHR_PRIM_TIME: return EHR_FHIRPATH_TIME;
-    default: return EHR_FHIRPATH_STRING;
+    case EHR_PRIM_INSTANT:
+        return EHR_FHIRPATH_DATETIME;
+    case EHR_PRIM_TIME:
+        return EHR_FHIRPATH_TIME;
+    default:
+        return EHR_FHIRPATH_STRING;
     }
 }
 
@@ -508,16 +515,26 @@ const char *fp_item_type_name(const fp_item *it, const char **ns)
     }
     *ns = "System";
     switch (it->kind) {
-    case EHR_FHIRPATH_BOOLEAN: return "Boolean";
-    case EHR_FHIRPATH_INTEGER: return "Integer";
-    case EHR_FHIRPATH_DECIMAL: return "Decimal";
-    case EHR_FHIRPATH_STRING: return "String";
-    case EHR_FHIRPATH_DATE: return "Date";
-    case EHR_FHIRPATH_DATETIME: return "DateTime";
-    case EHR_FHIRPATH_TIME: return "Time";
-    case EHR_FHIRPATH_QUANTITY: return "Quantity";
-    case EHR_FHIRPATH_TYPEINFO: return "TypeInfo";
-    default: return "Any";
+    case EHR_FHIRPATH_BOOLEAN:
+        return "Boolean";
+    case EHR_FHIRPATH_INTEGER:
+        return "Integer";
+    case EHR_FHIRPATH_DECIMAL:
+        return "Decimal";
+    case EHR_FHIRPATH_STRING:
+        return "String";
+    case EHR_FHIRPATH_DATE:
+        return "Date";
+    case EHR_FHIRPATH_DATETIME:
+        return "DateTime";
+    case EHR_FHIRPATH_TIME:
+        return "Time";
+    case EHR_FHIRPATH_QUANTITY:
+        return "Quantity";
+    case EHR_FHIRPATH_TYPEINFO:
+        return "TypeInfo";
+    default:
+        return "Any";
     }
 }
 
@@ -568,7 +585,8 @@ const fp_qty *fp_item_quantity(fp_ctx *c, const fp_item *it)
     q->quoted = true;
     if (code && system && strcmp(system, "http://unitsofmeasure.org") == 0)
         q->unit = code;
-    else if (code && system && strcmp(system, "http://hl7.org/fhirpath/CodeSystem/calendar-units") == 0) {
+    else if (code && system &&
+             strcmp(system, "http://hl7.org/fhirpath/CodeSystem/calendar-units") == 0) {
         q->unit = code;
         q->cal = (uint8_t)fp_calendar_unit(code, strlen(code));
         q->quoted = false;
@@ -599,7 +617,7 @@ static int dt_kind(const fp_item *a, const fp_item *b)
     if (a->kind == EHR_FHIRPATH_TIME)
         return EHR_FHIRPATH_TIME;
     return a->kind == EHR_FHIRPATH_DATE && b->kind == EHR_FHIRPATH_DATE ? EHR_FHIRPATH_DATE
-                                                                         : EHR_FHIRPATH_DATETIME;
+                                                                        : EHR_FHIRPATH_DATETIME;
 }
 
 /* Quantity view of an item for mixed comparisons (numbers are unit '1'). */
@@ -665,7 +683,7 @@ static int equal_impl(fp_ctx *c, const fp_item *a, const fp_item *b, bool equiv)
         fp_dec x = num_dec(a), y = num_dec(b);
         if (equiv) {
             int p = fp_dec_precision(x) < fp_dec_precision(y) ? fp_dec_precision(x)
-                                                                : fp_dec_precision(y);
+                                                              : fp_dec_precision(y);
             fp_dec_round(x, p, FP_ROUND_HALF_UP, &x);
             fp_dec_round(y, p, FP_ROUND_HALF_UP, &y);
         }
@@ -675,7 +693,7 @@ static int equal_impl(fp_ctx *c, const fp_item *a, const fp_item *b, bool equiv)
         if (equiv)
             return str_equiv(a->v.s.p, a->v.s.n, b->v.s.p, b->v.s.n) ? FP_TRUE : FP_FALSE;
         return a->v.s.n == b->v.s.n && memcmp(a->v.s.p, b->v.s.p, a->v.s.n) == 0 ? FP_TRUE
-                                                                               : FP_FALSE;
+                                                                                 : FP_FALSE;
     }
     if (ka == EHR_FHIRPATH_BOOLEAN && kb == EHR_FHIRPATH_BOOLEAN)
         return a->v.b == b->v.b ? FP_TRUE : FP_FALSE;
@@ -741,8 +759,9 @@ int fp_compare(fp_ctx *c, const fp_node *n, const fp_item *a, const fp_item *b, 
                            : NULL;
     if (c->fail)
         return FP_ERR;
-    if (qa && qb && (ka == EHR_FHIRPATH_QUANTITY || kb == EHR_FHIRPATH_QUANTITY ||
-                     ka == EHR_FHIRPATH_OBJECT || kb == EHR_FHIRPATH_OBJECT))
+    if (qa && qb &&
+        (ka == EHR_FHIRPATH_QUANTITY || kb == EHR_FHIRPATH_QUANTITY || ka == EHR_FHIRPATH_OBJECT ||
+         kb == EHR_FHIRPATH_OBJECT))
         return fp_qty_compare(qa, qb, 2, r);
     fp_error(c, n, "cannot compare %s with %s", kind_name(a), kind_name(b));
     return FP_ERR;
@@ -805,8 +824,7 @@ const char *fp_item_to_string(fp_ctx *c, const fp_item *it, size_t *len)
 
 /* ---- variables ---- */
 
-static ehr_status push_json_values(fp_ctx *c, const json_t *v, const ehr_fhir_type *t,
-                                   fp_coll *out)
+static ehr_status push_json_values(fp_ctx *c, const json_t *v, const ehr_fhir_type *t, fp_coll *out)
 {
     if (!v)
         return EHR_OK;
@@ -858,8 +876,8 @@ static ehr_status eval_var(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_co
     else if (IS("loinc"))
         val = "http://loinc.org";
     else if (len > 3 && memcmp(name, "vs-", 3) == 0)
-        val = buf = ehr_arena_printf(c->arena, "http://hl7.org/fhir/ValueSet/%.*s",
-                                     (int)(len - 3), name + 3);
+        val = buf = ehr_arena_printf(c->arena, "http://hl7.org/fhir/ValueSet/%.*s", (int)(len - 3),
+                                     name + 3);
     else if (len > 4 && memcmp(name, "ext-", 4) == 0)
         val = buf = ehr_arena_printf(c->arena, "http://hl7.org/fhir/StructureDefinition/%.*s",
                                      (int)(len - 4), name + 4);
@@ -880,8 +898,8 @@ static int cal_of_ucum(const char *u)
     static const struct {
         const char *u;
         int cal;
-    } m[] = {{"wk", FP_CAL_WEEK},     {"d", FP_CAL_DAY},    {"h", FP_CAL_HOUR},
-             {"min", FP_CAL_MINUTE},  {"s", FP_CAL_SECOND}, {"ms", FP_CAL_MILLISECOND}};
+    } m[] = {{"wk", FP_CAL_WEEK},    {"d", FP_CAL_DAY},    {"h", FP_CAL_HOUR},
+             {"min", FP_CAL_MINUTE}, {"s", FP_CAL_SECOND}, {"ms", FP_CAL_MILLISECOND}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (strcmp(m[i].u, u) == 0)
             return m[i].cal;
@@ -925,9 +943,15 @@ static ehr_status arith(fp_ctx *c, const fp_node *n, int op, const fp_item *a, c
         int64_t x = a->v.i, y = b->v.i, r;
         bool ovf = false;
         switch (op) {
-        case OP_PLUS: ovf = __builtin_add_overflow(x, y, &r); break;
-        case OP_MINUS: ovf = __builtin_sub_overflow(x, y, &r); break;
-        case OP_MUL: ovf = __builtin_mul_overflow(x, y, &r); break;
+        case OP_PLUS:
+            ovf = __builtin_add_overflow(x, y, &r);
+            break;
+        case OP_MINUS:
+            ovf = __builtin_sub_overflow(x, y, &r);
+            break;
+        case OP_MUL:
+            ovf = __builtin_mul_overflow(x, y, &r);
+            break;
         case OP_IDIV:
             if (y == 0 || (x == INT64_MIN && y == -1))
                 return EHR_OK;
@@ -949,10 +973,18 @@ static ehr_status arith(fp_ctx *c, const fp_node *n, int op, const fp_item *a, c
         fp_dec x = num_dec(a), y = num_dec(b), r;
         bool ok;
         switch (op) {
-        case OP_PLUS: ok = fp_dec_add(x, y, &r); break;
-        case OP_MINUS: ok = fp_dec_sub(x, y, &r); break;
-        case OP_MUL: ok = fp_dec_mul(x, y, &r); break;
-        case OP_DIV: ok = fp_dec_div(x, y, &r); break;
+        case OP_PLUS:
+            ok = fp_dec_add(x, y, &r);
+            break;
+        case OP_MINUS:
+            ok = fp_dec_sub(x, y, &r);
+            break;
+        case OP_MUL:
+            ok = fp_dec_mul(x, y, &r);
+            break;
+        case OP_DIV:
+            ok = fp_dec_div(x, y, &r);
+            break;
         case OP_IDIV:
             ok = fp_dec_div_int(x, y, &r);
             if (ok) {
@@ -962,8 +994,12 @@ static ehr_status arith(fp_ctx *c, const fp_node *n, int op, const fp_item *a, c
                 return fp_push_int(c, out, v);
             }
             break;
-        case OP_MOD: ok = fp_dec_mod(x, y, &r); break;
-        default: ok = false; break;
+        case OP_MOD:
+            ok = fp_dec_mod(x, y, &r);
+            break;
+        default:
+            ok = false;
+            break;
         }
         if (!ok)
             return EHR_OK; /* division by zero, overflow: empty */
@@ -988,9 +1024,11 @@ static ehr_status arith(fp_ctx *c, const fp_node *n, int op, const fp_item *a, c
     if (op != OP_IDIV && op != OP_MOD) {
         fp_qty ta, tb;
         const fp_qty *qa = (ka == EHR_FHIRPATH_QUANTITY || ka == EHR_FHIRPATH_OBJECT || is_num(ka))
-                               ? as_qty(c, a, &ta) : NULL;
+                               ? as_qty(c, a, &ta)
+                               : NULL;
         const fp_qty *qb = (kb == EHR_FHIRPATH_QUANTITY || kb == EHR_FHIRPATH_OBJECT || is_num(kb))
-                               ? as_qty(c, b, &tb) : NULL;
+                               ? as_qty(c, b, &tb)
+                               : NULL;
         if (c->fail)
             return c->fail;
         if (qa && qb) {
@@ -1007,8 +1045,8 @@ static ehr_status arith(fp_ctx *c, const fp_node *n, int op, const fp_item *a, c
         }
     }
     static const char *const opname[] = {
-        [OP_PLUS] = "+", [OP_MINUS] = "-", [OP_MUL] = "*", [OP_DIV] = "/", [OP_IDIV] = "div",
-        [OP_MOD] = "mod",
+        [OP_PLUS] = "+", [OP_MINUS] = "-",  [OP_MUL] = "*",
+        [OP_DIV] = "/",  [OP_IDIV] = "div", [OP_MOD] = "mod",
     };
     return fp_error(c, n, "operator %s cannot be applied to %s and %s", opname[op], kind_name(a),
                     kind_name(b));
@@ -1169,8 +1207,10 @@ static ehr_status eval_binary(fp_ctx *c, const fp_node *n, const fp_scope *s, fp
             return c->fail;
         if (res == FP_EMPTY)
             return EHR_OK;
-        bool v = n->op == OP_LT ? cmp < 0 : n->op == OP_GT ? cmp > 0 : n->op == OP_LE ? cmp <= 0
-                                                                                     : cmp >= 0;
+        bool v = n->op == OP_LT   ? cmp < 0
+                 : n->op == OP_GT ? cmp > 0
+                 : n->op == OP_LE ? cmp <= 0
+                                  : cmp >= 0;
         return fp_push_bool(c, out, v);
     }
     case OP_IN:

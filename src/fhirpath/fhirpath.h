@@ -91,8 +91,7 @@ typedef struct ehr_fhirpath_options {
 ehr_status ehr_fhirpath_compile(const char *expr, size_t len, ehr_fhirpath_expr **out,
                                 ehr_err *err);
 /* As ehr_fhirpath_compile, with options (NULL = none). */
-ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len,
-                                     const ehr_fhirpath_options *opts,
+ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len, const ehr_fhirpath_options *opts,
                                      ehr_fhirpath_expr **out, ehr_err *err);
 /* Free a compiled expression and NULL the caller's pointer. */
 void ehr_fhirpath_free(ehr_fhirpath_expr **e);
@@ -112,12 +111,12 @@ ehr_fhirpath_error_class_t ehr_fhirpath_error_class(ehr_status st, const ehr_err
 
 /* A user-supplied environment variable (%name). */
 typedef struct ehr_fhirpath_var {
-    const char *name;     /* without the '%': "patient", "vs-my-codes" */
-    const json_t *value;  /* a JSON value; an array stands for the collection of
-                             its items; NULL is the empty collection */
-    const char *type;     /* FHIR type of the value(s) ("Patient", "string"),
-                             or NULL to take the type from "resourceType" or
-                             from the JSON value (string, number, boolean) */
+    const char *name;    /* without the '%': "patient", "vs-my-codes" */
+    const json_t *value; /* a JSON value; an array stands for the collection of
+                            its items; NULL is the empty collection */
+    const char *type;    /* FHIR type of the value(s) ("Patient", "string"),
+                            or NULL to take the type from "resourceType" or
+                            from the JSON value (string, number, boolean) */
 } ehr_fhirpath_var;
 
 /*
@@ -141,15 +140,15 @@ typedef struct ehr_fhirpath_env {
                                      its "resourceType" */
     const ehr_fhirpath_var *vars; /* user variables */
     size_t n_vars;
-    const char *now;              /* fixed value for now()/today()/timeOfDay(),
-                                     a FHIR instant; default: the clock */
+    const char *now; /* fixed value for now()/today()/timeOfDay(),
+                        a FHIR instant; default: the clock */
     ehr_fhirpath_resolve_fn resolve;
     void *resolve_ctx;
     ehr_fhirpath_trace_fn trace;
     void *trace_ctx;
-    size_t max_steps;             /* 0 = EHR_FHIRPATH_DEFAULT_MAX_STEPS */
-    size_t max_items;             /* 0 = EHR_FHIRPATH_DEFAULT_MAX_ITEMS */
-    size_t max_bytes;             /* 0 = EHR_FHIRPATH_DEFAULT_MAX_BYTES */
+    size_t max_steps; /* 0 = EHR_FHIRPATH_DEFAULT_MAX_STEPS */
+    size_t max_items; /* 0 = EHR_FHIRPATH_DEFAULT_MAX_ITEMS */
+    size_t max_bytes; /* 0 = EHR_FHIRPATH_DEFAULT_MAX_BYTES */
 } ehr_fhirpath_env;
 
 /* The output collection of an evaluation. Read items with
@@ -206,11 +205,11 @@ typedef enum {
 } ehr_fhirpath_precision;
 
 typedef struct ehr_fhirpath_datetime {
-    int year, month, day;           /* 0 where absent (and year for a time) */
+    int year, month, day; /* 0 where absent (and year for a time) */
     int hour, minute, second, millisecond;
     ehr_fhirpath_precision precision;
     bool has_tz;
-    int tz_minutes;                 /* offset east of UTC */
+    int tz_minutes; /* offset east of UTC */
 } ehr_fhirpath_datetime;
 
 const ehr_fhirpath_item *ehr_fhirpath_result_get(const ehr_fhirpath_result *r, size_t i);
@@ -233,8 +232,8 @@ const char *ehr_fhirpath_item_string(const ehr_fhirpath_item *it, size_t *len);
 /* Date, dateTime or time value; false for other kinds. */
 bool ehr_fhirpath_item_datetime(const ehr_fhirpath_item *it, ehr_fhirpath_datetime *out);
 /* Quantity value as decimal text and unit (UCUM code or calendar keyword). */
-bool ehr_fhirpath_item_quantity(const ehr_fhirpath_item *it, ehr_arena *arena,
-                                const char **value, const char **unit);
+bool ehr_fhirpath_item_quantity(const ehr_fhirpath_item *it, ehr_arena *arena, const char **value,
+                                const char **unit);
 /*
  * The item as FHIRPath text: strings as they are, numbers in decimal,
  * dates and times as written without '@', quantities as "1.5 'mg'" or

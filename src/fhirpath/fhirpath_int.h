@@ -75,7 +75,7 @@ size_t fp_dec_format(fp_dec a, char *buf, size_t size);
 typedef struct fp_dt {
     int16_t year;
     uint8_t month, day, hour, minute, second;
-    uint8_t prec;     /* ehr_fhirpath_precision */
+    uint8_t prec; /* ehr_fhirpath_precision */
     uint16_t ms;
     uint8_t ms_digits; /* digits written after the point (1..9, 0 none) */
     bool has_tz;
@@ -125,9 +125,9 @@ const char *fp_calendar_name(int cal, bool plural);
 /* A UCUM unit reduced to base units: value_base = value * num / den. */
 typedef struct fp_unit {
     fp_dec num, den;
-    int8_t dim[FP_UCUM_DIMS];   /* exponents of m, g, s, rad, K, C, cd, mol */
-    bool special;               /* non-ratio scale (Cel, [degF], [pH]): no conversion */
-    bool arbitrary;             /* [IU] and friends: only with the same unit */
+    int8_t dim[FP_UCUM_DIMS]; /* exponents of m, g, s, rad, K, C, cd, mol */
+    bool special;             /* non-ratio scale (Cel, [degF], [pH]): no conversion */
+    bool arbitrary;           /* [IU] and friends: only with the same unit */
     bool valid;
 } fp_unit;
 
@@ -179,12 +179,12 @@ typedef struct fp_typeinfo {
 } fp_typeinfo;
 
 struct ehr_fhirpath_item {
-    uint8_t kind;  /* ehr_fhirpath_kind */
-    uint8_t flags; /* FP_F_* */
-    const ehr_fhir_type *ftype;   /* FHIR type, NULL for System values */
-    const json_t *node;           /* source JSON (object, or primitive value) */
-    const json_t *ext;            /* the "_name" companion of a primitive */
-    const json_t *resource;       /* the resource that contains the node */
+    uint8_t kind;               /* ehr_fhirpath_kind */
+    uint8_t flags;              /* FP_F_* */
+    const ehr_fhir_type *ftype; /* FHIR type, NULL for System values */
+    const json_t *node;         /* source JSON (object, or primitive value) */
+    const json_t *ext;          /* the "_name" companion of a primitive */
+    const json_t *resource;     /* the resource that contains the node */
     union {
         bool b;
         int64_t i;
@@ -209,42 +209,59 @@ typedef struct fp_coll {
 
 typedef enum {
     FPN_LITERAL,
-    FPN_EMPTY,     /* {} */
-    FPN_MEMBER,    /* [left.]name */
-    FPN_FUNC,      /* [left.]name(args) */
+    FPN_EMPTY,  /* {} */
+    FPN_MEMBER, /* [left.]name */
+    FPN_FUNC,   /* [left.]name(args) */
     FPN_THIS,
     FPN_INDEX,
     FPN_TOTAL,
-    FPN_VAR,       /* %name */
-    FPN_INDEXER,   /* left[args[0]] */
-    FPN_UNARY,     /* op left */
-    FPN_BINARY,    /* left op right */
-    FPN_TYPEOP,    /* left is/as type */
-    FPN_BAD,       /* a literal that fails when evaluated (a time with a zone) */
+    FPN_VAR,     /* %name */
+    FPN_INDEXER, /* left[args[0]] */
+    FPN_UNARY,   /* op left */
+    FPN_BINARY,  /* left op right */
+    FPN_TYPEOP,  /* left is/as type */
+    FPN_BAD,     /* a literal that fails when evaluated (a time with a zone) */
 } fp_nkind;
 
 typedef enum {
     OP_NONE,
-    OP_IMPLIES, OP_OR, OP_XOR, OP_AND,
-    OP_IN, OP_CONTAINS,
-    OP_EQ, OP_EQUIV, OP_NE, OP_NEQUIV,
-    OP_LT, OP_GT, OP_LE, OP_GE,
+    OP_IMPLIES,
+    OP_OR,
+    OP_XOR,
+    OP_AND,
+    OP_IN,
+    OP_CONTAINS,
+    OP_EQ,
+    OP_EQUIV,
+    OP_NE,
+    OP_NEQUIV,
+    OP_LT,
+    OP_GT,
+    OP_LE,
+    OP_GE,
     OP_UNION,
-    OP_IS, OP_AS,
-    OP_PLUS, OP_MINUS, OP_CONCAT,
-    OP_MUL, OP_DIV, OP_IDIV, OP_MOD,
-    OP_NEG, OP_POS,
+    OP_IS,
+    OP_AS,
+    OP_PLUS,
+    OP_MINUS,
+    OP_CONCAT,
+    OP_MUL,
+    OP_DIV,
+    OP_IDIV,
+    OP_MOD,
+    OP_NEG,
+    OP_POS,
 } fp_op;
 
 /* A type specifier after is/as/ofType, resolved at compile time when it can. */
 typedef struct fp_typeref {
-    const char *ns;              /* "FHIR", "System" or NULL */
+    const char *ns; /* "FHIR", "System" or NULL */
     const char *name;
-    const ehr_fhir_type *ftype;  /* a FHIR type, or NULL */
-    int sys;                     /* a System type (ehr_fhirpath_kind), or 0 */
-    bool any;                    /* System.Any */
-    bool none;                   /* a qualified name its model lacks (System.Patient):
-                                    valid, and nothing is of that type */
+    const ehr_fhir_type *ftype; /* a FHIR type, or NULL */
+    int sys;                    /* a System type (ehr_fhirpath_kind), or 0 */
+    bool any;                   /* System.Any */
+    bool none;                  /* a qualified name its model lacks (System.Patient):
+                                   valid, and nothing is of that type */
 } fp_typeref;
 
 typedef struct fp_node fp_node;
@@ -299,8 +316,8 @@ struct fp_ctx {
     ehr_err *err;
     size_t steps, max_steps, max_items, max_bytes, bytes;
     unsigned depth;
-    ehr_status fail; /* status of the first failure (set with err) */
-    fp_var *vars;    /* defineVariable() stack, innermost first */
+    ehr_status fail;       /* status of the first failure (set with err) */
+    fp_var *vars;          /* defineVariable() stack, innermost first */
     fp_coll context;       /* %context, $this at the top */
     fp_coll resource;      /* %resource */
     fp_coll root_resource; /* %rootResource */
@@ -308,8 +325,8 @@ struct fp_ctx {
     fp_dt now;
 };
 
-typedef ehr_status (*fp_fn_impl)(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out);
+typedef ehr_status (*fp_fn_impl)(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out);
 
 struct fp_fn {
     const char *name;
@@ -318,10 +335,10 @@ struct fp_fn {
     unsigned flags; /* FP_FN_* */
 };
 enum {
-    FP_FN_TYPEARG = 1,   /* the argument is a type specifier */
-    FP_FN_ORDERED = 2,   /* depends on the order of its input */
-    FP_FN_STRING = 4,    /* input must be a String */
-    FP_FN_NO_INPUT = 8,  /* does not use its input (now(), today()) */
+    FP_FN_TYPEARG = 1,  /* the argument is a type specifier */
+    FP_FN_ORDERED = 2,  /* depends on the order of its input */
+    FP_FN_STRING = 4,   /* input must be a String */
+    FP_FN_NO_INPUT = 8, /* does not use its input (now(), today()) */
 };
 
 const fp_fn *fp_fn_lookup(const char *name, size_t len);
@@ -407,7 +424,7 @@ bool fp_resolve_type(const char *ns, const char *name, fp_typeref *t);
 ehr_status fp_check(const ehr_fhirpath_expr *e, const ehr_fhirpath_options *opts, ehr_err *err);
 
 /* Shared error formatting. */
-ehr_status fp_set_error(ehr_err *err, ehr_status st, const char *cls, const char *text,
-                        size_t len, size_t off, const char *fmt, va_list ap);
+ehr_status fp_set_error(ehr_err *err, ehr_status st, const char *cls, const char *text, size_t len,
+                        size_t off, const char *fmt, va_list ap);
 
 #endif

@@ -25,8 +25,7 @@ ehr_status fp_arg_str(fp_ctx *c, const fp_node *n, const fp_scope *s, int i, con
 /* The input as at most one item: an error for more. */
 ehr_status fp_input_single(fp_ctx *c, const fp_node *n, const fp_coll *in, const fp_item **out);
 
-#define FP_FN_DECL(name)                                                                         \
-    ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,           \
-                    fp_coll *out)
+#define FP_FN_DECL(name)                                                                           \
+    ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in, fp_coll *out)
 
 #endif

@@ -231,8 +231,8 @@ static bool conv_qty(fp_ctx *c, const fp_item *it, fp_item *r)
 
 typedef bool (*conv_fn)(fp_ctx *c, const fp_item *it, fp_item *r);
 
-static ehr_status convert(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_coll *out,
-                          conv_fn f, bool test)
+static ehr_status convert(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_coll *out, conv_fn f,
+                          bool test)
 {
     const fp_item *it;
     ehr_status st = fp_input_single(c, n, in, &it);
@@ -247,11 +247,11 @@ static ehr_status convert(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_col
     return ok ? fp_push(c, out, &r) : EHR_OK;
 }
 
-#define CONVERSION(name, fn, test)                                                               \
-    static ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,   \
-                           fp_coll *out)                                                         \
-    {                                                                                            \
-        return convert(c, n, in, out, fn, test);                                                 \
+#define CONVERSION(name, fn, test)                                                                 \
+    static ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,      \
+                           fp_coll *out)                                                           \
+    {                                                                                              \
+        return convert(c, n, in, out, fn, test);                                                   \
     }
 
 CONVERSION(fn_to_boolean, conv_bool, false)
@@ -296,8 +296,8 @@ static ehr_status quantity_conv(fp_ctx *c, const fp_node *n, const fp_scope *s, 
     return ok ? fp_push(c, out, &r) : EHR_OK;
 }
 
-static ehr_status fn_to_quantity(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_to_quantity(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     return quantity_conv(c, n, s, in, out, false);
 }
@@ -359,7 +359,8 @@ static ehr_status fn_abs(fp_ctx *c, const fp_node *n, const fp_scope *s, const f
     if (st || !it)
         return st;
     if (it->kind == EHR_FHIRPATH_INTEGER)
-        return it->v.i == INT64_MIN ? EHR_OK : fp_push_int(c, out, it->v.i < 0 ? -it->v.i : it->v.i);
+        return it->v.i == INT64_MIN ? EHR_OK
+                                    : fp_push_int(c, out, it->v.i < 0 ? -it->v.i : it->v.i);
     if (it->kind == EHR_FHIRPATH_DECIMAL)
         return fp_push_dec(c, out, fp_dec_abs(it->v.d));
     const fp_qty *q = fp_item_quantity(c, it);
@@ -438,7 +439,9 @@ static ehr_status transcendental(fp_ctx *c, const fp_node *n, const fp_coll *in,
         return st;
     double x = fp_dec_to_double(as_dec(it)), r;
     switch (which) {
-    case 0: r = exp(x); break;
+    case 0:
+        r = exp(x);
+        break;
     case 1:
         if (x <= 0)
             return EHR_OK;
@@ -556,22 +559,35 @@ static int prec_of_digits(int digits, int kind)
 {
     if (kind == EHR_FHIRPATH_TIME) {
         switch (digits) {
-        case 2: return EHR_FHIRPATH_PREC_HOUR;
-        case 4: return EHR_FHIRPATH_PREC_MINUTE;
-        case 6: return EHR_FHIRPATH_PREC_SECOND;
-        case 9: return EHR_FHIRPATH_PREC_MILLISECOND;
-        default: return 0;
+        case 2:
+            return EHR_FHIRPATH_PREC_HOUR;
+        case 4:
+            return EHR_FHIRPATH_PREC_MINUTE;
+        case 6:
+            return EHR_FHIRPATH_PREC_SECOND;
+        case 9:
+            return EHR_FHIRPATH_PREC_MILLISECOND;
+        default:
+            return 0;
         }
     }
     switch (digits) {
-    case 4: return EHR_FHIRPATH_PREC_YEAR;
-    case 6: return EHR_FHIRPATH_PREC_MONTH;
-    case 8: return EHR_FHIRPATH_PREC_DAY;
-    case 10: return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_HOUR : 0;
-    case 12: return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_MINUTE : 0;
-    case 14: return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_SECOND : 0;
-    case 17: return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_MILLISECOND : 0;
-    default: return 0;
+    case 4:
+        return EHR_FHIRPATH_PREC_YEAR;
+    case 6:
+        return EHR_FHIRPATH_PREC_MONTH;
+    case 8:
+        return EHR_FHIRPATH_PREC_DAY;
+    case 10:
+        return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_HOUR : 0;
+    case 12:
+        return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_MINUTE : 0;
+    case 14:
+        return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_SECOND : 0;
+    case 17:
+        return kind == EHR_FHIRPATH_DATETIME ? EHR_FHIRPATH_PREC_MILLISECOND : 0;
+    default:
+        return 0;
     }
 }
 
@@ -649,7 +665,8 @@ static ehr_status boundary(fp_ctx *c, const fp_node *n, const fp_scope *s, const
     if (k == EHR_FHIRPATH_INTEGER || k == EHR_FHIRPATH_DECIMAL || k == EHR_FHIRPATH_QUANTITY ||
         (k == EHR_FHIRPATH_OBJECT && fp_item_quantity(c, it))) {
         const fp_qty *q = (k == EHR_FHIRPATH_INTEGER || k == EHR_FHIRPATH_DECIMAL)
-                              ? NULL : fp_item_quantity(c, it);
+                              ? NULL
+                              : fp_item_quantity(c, it);
         if (!present)
             prec = 8;
         if (prec < 0 || prec > FP_DEC_MAX_SCALE)
@@ -687,8 +704,8 @@ static ehr_status boundary(fp_ctx *c, const fp_node *n, const fp_scope *s, const
     return fp_push(c, out, &r);
 }
 
-static ehr_status fn_low_boundary(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                  const fp_coll *in, fp_coll *out)
+static ehr_status fn_low_boundary(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                  fp_coll *out)
 {
     return boundary(c, n, s, in, out, false);
 }
@@ -737,8 +754,7 @@ static ehr_status fn_comparable(fp_ctx *c, const fp_node *n, const fp_scope *s, 
 
 /* ---- date/time components (FHIRPath 2.0, STU) ---- */
 
-static ehr_status component(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_coll *out,
-                            int which)
+static ehr_status component(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_coll *out, int which)
 {
     const fp_item *it;
     ehr_status st = fp_input_single(c, n, in, &it);
@@ -757,13 +773,20 @@ static ehr_status component(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_c
     if (which >= 1 && which <= 7 && d->prec < which)
         return EHR_OK;
     switch (which) {
-    case EHR_FHIRPATH_PREC_YEAR: return fp_push_int(c, out, d->year);
-    case EHR_FHIRPATH_PREC_MONTH: return fp_push_int(c, out, d->month);
-    case EHR_FHIRPATH_PREC_DAY: return fp_push_int(c, out, d->day);
-    case EHR_FHIRPATH_PREC_HOUR: return fp_push_int(c, out, d->hour);
-    case EHR_FHIRPATH_PREC_MINUTE: return fp_push_int(c, out, d->minute);
-    case EHR_FHIRPATH_PREC_SECOND: return fp_push_int(c, out, d->second);
-    case EHR_FHIRPATH_PREC_MILLISECOND: return fp_push_int(c, out, d->ms);
+    case EHR_FHIRPATH_PREC_YEAR:
+        return fp_push_int(c, out, d->year);
+    case EHR_FHIRPATH_PREC_MONTH:
+        return fp_push_int(c, out, d->month);
+    case EHR_FHIRPATH_PREC_DAY:
+        return fp_push_int(c, out, d->day);
+    case EHR_FHIRPATH_PREC_HOUR:
+        return fp_push_int(c, out, d->hour);
+    case EHR_FHIRPATH_PREC_MINUTE:
+        return fp_push_int(c, out, d->minute);
+    case EHR_FHIRPATH_PREC_SECOND:
+        return fp_push_int(c, out, d->second);
+    case EHR_FHIRPATH_PREC_MILLISECOND:
+        return fp_push_int(c, out, d->ms);
     case 8: { /* timezoneOffsetOf */
         if (k != EHR_FHIRPATH_DATETIME || !d->has_tz)
             return EHR_OK;
@@ -799,11 +822,11 @@ static ehr_status component(fp_ctx *c, const fp_node *n, const fp_coll *in, fp_c
     }
 }
 
-#define COMPONENT(name, which)                                                                   \
-    static ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,   \
-                           fp_coll *out)                                                         \
-    {                                                                                            \
-        return component(c, n, in, out, which);                                                  \
+#define COMPONENT(name, which)                                                                     \
+    static ehr_status name(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,      \
+                           fp_coll *out)                                                           \
+    {                                                                                              \
+        return component(c, n, in, out, which);                                                    \
     }
 
 COMPONENT(fn_year_of, EHR_FHIRPATH_PREC_YEAR)

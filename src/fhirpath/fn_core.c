@@ -16,8 +16,8 @@ ehr_status fp_arg_single(fp_ctx *c, const fp_node *n, const fp_scope *s, int i, 
     if (st)
         return st;
     if (tmp->n > 1)
-        return fp_error(c, n->args[i], "argument %d of %s() must be a single item, got %zu",
-                        i + 1, n->name, tmp->n);
+        return fp_error(c, n->args[i], "argument %d of %s() must be a single item, got %zu", i + 1,
+                        n->name, tmp->n);
     *out = tmp->n ? &tmp->items[0] : NULL;
     return EHR_OK;
 }
@@ -208,8 +208,8 @@ static ehr_status fn_distinct(fp_ctx *c, const fp_node *n, const fp_scope *s, co
     return distinct_into(c, in, out);
 }
 
-static ehr_status fn_is_distinct(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_is_distinct(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     fp_coll d;
     memset(&d, 0, sizeof d);
@@ -355,8 +355,9 @@ static ehr_status fn_type(fp_ctx *c, const fp_node *n, const fp_scope *s, const 
             return c->fail;
         ti->name = fp_item_type_name(it, &ti->ns);
         if (it->ftype)
-            ti->base = it->ftype->base ? ehr_arena_printf(c->arena, "FHIR.%s", it->ftype->base->name)
-                                       : "System.Any";
+            ti->base = it->ftype->base
+                           ? ehr_arena_printf(c->arena, "FHIR.%s", it->ftype->base->name)
+                           : "System.Any";
         else
             ti->base = "System.Any";
         fp_item r;
@@ -607,8 +608,8 @@ static ehr_status fn_today(fp_ctx *c, const fp_node *n, const fp_scope *s, const
     return fp_push(c, out, &it);
 }
 
-static ehr_status fn_time_of_day(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_time_of_day(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     ehr_status st = now_value(c, n);
     if (st)
@@ -660,8 +661,8 @@ static ehr_status fn_define_variable(fp_ctx *c, const fp_node *n, const fp_scope
         return st;
     if (!name)
         return fp_error(c, n, "defineVariable() needs a name");
-    static const char *const reserved[] = {"context", "resource", "rootResource", "ucum",
-                                           "sct", "loinc"};
+    static const char *const reserved[] = {"context", "resource", "rootResource",
+                                           "ucum",    "sct",      "loinc"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)
             return fp_error(c, n, "variable %%%.*s already exists", (int)len, name);
@@ -798,8 +799,8 @@ static ehr_status fn_children(fp_ctx *c, const fp_node *n, const fp_scope *s, co
     return EHR_OK;
 }
 
-static ehr_status fn_descendants(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_descendants(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     size_t start = out->n;
     for (size_t i = 0; i < in->n; i++) {
@@ -964,8 +965,8 @@ static const fp_fn core_fns[] = {
 const fp_fn *fp_fn_lookup(const char *name, size_t len)
 {
     const fp_fn *tables[] = {core_fns, fp_fns_string, fp_fns_convert, fp_fns_fhir};
-    const size_t sizes[] = {sizeof core_fns / sizeof core_fns[0], fp_n_fns_string,
-                            fp_n_fns_convert, fp_n_fns_fhir};
+    const size_t sizes[] = {sizeof core_fns / sizeof core_fns[0], fp_n_fns_string, fp_n_fns_convert,
+                            fp_n_fns_fhir};
     for (size_t t = 0; t < 4; t++)
         for (size_t i = 0; i < sizes[t]; i++)
             if (strlen(tables[t][i].name) == len && memcmp(tables[t][i].name, name, len) == 0)

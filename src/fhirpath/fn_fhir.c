@@ -24,7 +24,8 @@ static ehr_status fn_extension(fp_ctx *c, const fp_node *n, const fp_scope *s, c
             return st;
         for (size_t k = 0; k < ext.n; k++) {
             const char *u = ehr_json_get_string(ext.items[k].node, "url");
-            if (u && strlen(u) == ul && memcmp(u, url, ul) == 0 && (st = fp_push(c, out, &ext.items[k])))
+            if (u && strlen(u) == ul && memcmp(u, url, ul) == 0 &&
+                (st = fp_push(c, out, &ext.items[k])))
                 return st;
         }
     }
@@ -56,8 +57,7 @@ static ehr_status fn_get_value(fp_ctx *c, const fp_node *n, const fp_scope *s, c
 
 /* "Patient/123", "Patient/123/_history/2", "http://x/fhir/Patient/123": the
  * type and id at the end, when there are some. */
-static bool ref_type_id(const char *ref, const char **type, size_t *tl, const char **id,
-                        size_t *il)
+static bool ref_type_id(const char *ref, const char **type, size_t *tl, const char **id, size_t *il)
 {
     size_t n = strlen(ref);
     const char *h = strstr(ref, "/_history/");
@@ -155,8 +155,8 @@ static ehr_status fn_resolve(fp_ctx *c, const fp_node *n, const fp_scope *s, con
 
 #define SD_BASE "http://hl7.org/fhir/StructureDefinition/"
 
-static ehr_status fn_conforms_to(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_conforms_to(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     const char *url;
     size_t ul;
@@ -168,8 +168,9 @@ static ehr_status fn_conforms_to(fp_ctx *c, const fp_node *n, const fp_scope *s,
     if (ul > bl && memcmp(url, SD_BASE, bl) == 0)
         t = ehr_fhir_type_find(url + bl, ul - bl);
     if (!t)
-        return fp_error(c, n, "conformsTo(): unknown profile '%.*s' (only the core "
-                              "StructureDefinitions of FHIR R4 are known)",
+        return fp_error(c, n,
+                        "conformsTo(): unknown profile '%.*s' (only the core "
+                        "StructureDefinitions of FHIR R4 are known)",
                         (int)ul, url);
     const fp_item *it;
     if ((st = fp_input_single(c, n, in, &it)) || !it)
@@ -251,8 +252,8 @@ static bool ci_has(const char *p, size_t n, const char *needle)
  * xhtml is a <div> with text in it, and has no active content: no scripts,
  * forms, embedded objects, event handler attributes or javascript: links.
  */
-static ehr_status fn_html_checks(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_html_checks(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     const fp_item *it;
     ehr_status st = fp_input_single(c, n, in, &it);
@@ -266,9 +267,9 @@ static ehr_status fn_html_checks(fp_ctx *c, const fp_node *n, const fp_scope *s,
     while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
         i++;
     bool ok = len - i >= 5 && memcmp(p + i, "<div", 4) == 0 && (p[i + 4] == '>' || p[i + 4] == ' ');
-    static const char *const banned[] = {"<script", "<object", "<applet", "<embed", "<iframe",
-                                         "<form", "<input", "<base", "<link", "<meta", "<style",
-                                         "javascript:", " on"};
+    static const char *const banned[] = {"<script", "<object",     "<applet", "<embed", "<iframe",
+                                         "<form",   "<input",      "<base",   "<link",  "<meta",
+                                         "<style",  "javascript:", " on"};
     for (size_t k = 0; ok && k < sizeof banned / sizeof banned[0]; k++) {
         if (k == sizeof banned / sizeof banned[0] - 1) {
             /* an attribute named on...= inside a tag */

@@ -109,8 +109,8 @@ static ehr_status affix(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp
     return fp_push_bool(c, out, r);
 }
 
-static ehr_status fn_starts_with(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                 const fp_coll *in, fp_coll *out)
+static ehr_status fn_starts_with(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                 fp_coll *out)
 {
     return affix(c, n, s, in, out, 0);
 }
@@ -291,8 +291,8 @@ static ehr_status fn_matches(fp_ctx *c, const fp_node *n, const fp_scope *s, con
     return matches_impl(c, n, s, in, out, false);
 }
 
-static ehr_status fn_matches_full(fp_ctx *c, const fp_node *n, const fp_scope *s,
-                                  const fp_coll *in, fp_coll *out)
+static ehr_status fn_matches_full(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
+                                  fp_coll *out)
 {
     return matches_impl(c, n, s, in, out, true);
 }
@@ -519,8 +519,11 @@ static bool utf8_valid(const char *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char ch = (unsigned char)p[i];
-        size_t l = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3
-                               : (ch & 0xF8) == 0xF0 ? 4 : 0;
+        size_t l = ch < 0x80             ? 1
+                   : (ch & 0xE0) == 0xC0 ? 2
+                   : (ch & 0xF0) == 0xE0 ? 3
+                   : (ch & 0xF8) == 0xF0 ? 4
+                                         : 0;
         if (!l || i + l > n)
             return false;
         for (size_t k = 1; k < l; k++)
@@ -649,8 +652,8 @@ static ehr_status escaping(fp_ctx *c, const fp_node *n, const fp_scope *s, const
     static const struct {
         char ch;
         const char *esc;
-    } je[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\r', "\\r"}, {'\t', "\\t"},
-              {'\f', "\\f"}, {'\b', "\\b"}};
+    } je[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\r', "\\r"},
+              {'\t', "\\t"}, {'\f', "\\f"},  {'\b', "\\b"}};
     sbuf b = {0};
     for (size_t i = 0; i < len;) {
         const char *rep = NULL;

@@ -15,8 +15,8 @@
 
 typedef enum {
     T_EOF,
-    T_IDENT,   /* simple identifier (and keywords) */
-    T_DIDENT,  /* `delimited identifier` */
+    T_IDENT,  /* simple identifier (and keywords) */
+    T_DIDENT, /* `delimited identifier` */
     T_STRING,
     T_NUMBER,
     T_DATE,
@@ -42,8 +42,8 @@ typedef struct parser {
     size_t len, i;
     ehr_arena *a;
     ehr_err *err;
-    token t;   /* current token */
-    token nx;  /* lookahead */
+    token t;  /* current token */
+    token nx; /* lookahead */
     bool have_nx;
     int depth;
     ehr_status st;
@@ -64,8 +64,8 @@ void fp_position(const char *text, size_t len, size_t off, unsigned *line, unsig
     *col = c;
 }
 
-ehr_status fp_set_error(ehr_err *err, ehr_status st, const char *cls, const char *text,
-                        size_t len, size_t off, const char *fmt, va_list ap)
+ehr_status fp_set_error(ehr_err *err, ehr_status st, const char *cls, const char *text, size_t len,
+                        size_t off, const char *fmt, va_list ap)
 {
     if (!err)
         return st;
@@ -167,10 +167,18 @@ static bool lex_quoted(parser *P, char q, token *t)
             break;
         char e = P->s[P->i++];
         switch (e) {
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'f': out[o++] = '\f'; break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
         case 'u': {
             uint32_t cp;
             if (!read_u4(P, P->i, &cp)) {
@@ -465,14 +473,19 @@ static fp_node *mknode(parser *P, int kind, size_t pos)
 static const char *describe(const token *t)
 {
     switch (t->type) {
-    case T_EOF: return "end of expression";
-    case T_STRING: return "a string";
-    case T_NUMBER: return "a number";
+    case T_EOF:
+        return "end of expression";
+    case T_STRING:
+        return "a string";
+    case T_NUMBER:
+        return "a number";
     case T_DATE:
     case T_DATETIME:
     case T_TIME:
-    case T_BADTIME: return "a date/time";
-    default: return NULL;
+    case T_BADTIME:
+        return "a date/time";
+    default:
+        return NULL;
     }
 }
 
@@ -497,14 +510,18 @@ static int binop(const token *t, fp_op *op)
         fp_op op;
         int prec;
     } ops[] = {
-        {"implies", true, OP_IMPLIES, 1}, {"or", true, OP_OR, 2},    {"xor", true, OP_XOR, 2},
-        {"and", true, OP_AND, 3},         {"in", true, OP_IN, 4},    {"contains", true, OP_CONTAINS, 4},
-        {"=", false, OP_EQ, 5},           {"~", false, OP_EQUIV, 5}, {"!=", false, OP_NE, 5},
-        {"!~", false, OP_NEQUIV, 5},      {"<", false, OP_LT, 6},    {">", false, OP_GT, 6},
-        {"<=", false, OP_LE, 6},          {">=", false, OP_GE, 6},   {"|", false, OP_UNION, 7},
-        {"is", true, OP_IS, 8},           {"as", true, OP_AS, 8},    {"+", false, OP_PLUS, 9},
-        {"-", false, OP_MINUS, 9},        {"&", false, OP_CONCAT, 9}, {"*", false, OP_MUL, 10},
-        {"/", false, OP_DIV, 10},         {"div", true, OP_IDIV, 10}, {"mod", true, OP_MOD, 10},
+        {"implies", true, OP_IMPLIES, 1}, {"or", true, OP_OR, 2},
+        {"xor", true, OP_XOR, 2},         {"and", true, OP_AND, 3},
+        {"in", true, OP_IN, 4},           {"contains", true, OP_CONTAINS, 4},
+        {"=", false, OP_EQ, 5},           {"~", false, OP_EQUIV, 5},
+        {"!=", false, OP_NE, 5},          {"!~", false, OP_NEQUIV, 5},
+        {"<", false, OP_LT, 6},           {">", false, OP_GT, 6},
+        {"<=", false, OP_LE, 6},          {">=", false, OP_GE, 6},
+        {"|", false, OP_UNION, 7},        {"is", true, OP_IS, 8},
+        {"as", true, OP_AS, 8},           {"+", false, OP_PLUS, 9},
+        {"-", false, OP_MINUS, 9},        {"&", false, OP_CONCAT, 9},
+        {"*", false, OP_MUL, 10},         {"/", false, OP_DIV, 10},
+        {"div", true, OP_IDIV, 10},       {"mod", true, OP_MOD, 10},
     };
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         if (ops[k].word ? is_word(t, ops[k].s) : is_sym(t, ops[k].s)) {
@@ -521,10 +538,10 @@ bool fp_resolve_type(const char *ns, const char *name, fp_typeref *t)
         const char *name;
         int kind;
     } sys[] = {
-        {"Boolean", EHR_FHIRPATH_BOOLEAN},   {"Integer", EHR_FHIRPATH_INTEGER},
-        {"Decimal", EHR_FHIRPATH_DECIMAL},   {"String", EHR_FHIRPATH_STRING},
-        {"Date", EHR_FHIRPATH_DATE},         {"DateTime", EHR_FHIRPATH_DATETIME},
-        {"Time", EHR_FHIRPATH_TIME},         {"Quantity", EHR_FHIRPATH_QUANTITY},
+        {"Boolean", EHR_FHIRPATH_BOOLEAN}, {"Integer", EHR_FHIRPATH_INTEGER},
+        {"Decimal", EHR_FHIRPATH_DECIMAL}, {"String", EHR_FHIRPATH_STRING},
+        {"Date", EHR_FHIRPATH_DATE},       {"DateTime", EHR_FHIRPATH_DATETIME},
+        {"Time", EHR_FHIRPATH_TIME},       {"Quantity", EHR_FHIRPATH_QUANTITY},
     };
     t->ftype = NULL;
     t->sys = 0;
@@ -663,14 +680,19 @@ static fp_node *parse_invocation(parser *P, fp_node *left)
 {
     token id = P->t;
     if (id.type == T_THIS || id.type == T_INDEX || id.type == T_TOTAL) {
-        fp_node *n = mknode(P, id.type == T_THIS ? FPN_THIS : id.type == T_INDEX ? FPN_INDEX : FPN_TOTAL,
+        fp_node *n = mknode(P,
+                            id.type == T_THIS    ? FPN_THIS
+                            : id.type == T_INDEX ? FPN_INDEX
+                                                 : FPN_TOTAL,
                             id.pos);
         if (!n || !next(P))
             return NULL;
         if (left) {
             /* x.$this is x evaluated with $this bound: keep it simple */
             perr(P, id.pos, "'%s' cannot follow '.'",
-                 id.type == T_THIS ? "$this" : id.type == T_INDEX ? "$index" : "$total");
+                 id.type == T_THIS    ? "$this"
+                 : id.type == T_INDEX ? "$index"
+                                      : "$total");
             return NULL;
         }
         return n;
@@ -700,8 +722,8 @@ static fp_node *parse_invocation(parser *P, fp_node *left)
                 serr(P, id.pos, "%s() takes %d argument%s, not %d", f->name, f->fn->min_args,
                      f->fn->min_args == 1 ? "" : "s", f->nargs);
             else
-                serr(P, id.pos, "%s() takes %d to %d arguments, not %d", f->name,
-                     f->fn->min_args, f->fn->max_args, f->nargs);
+                serr(P, id.pos, "%s() takes %d to %d arguments, not %d", f->name, f->fn->min_args,
+                     f->fn->max_args, f->nargs);
             return NULL;
         }
         if ((f->fn->flags & FP_FN_TYPEARG) && f->nargs == 1) {
@@ -790,8 +812,9 @@ static fp_node *parse_term(parser *P)
     case T_DATE:
     case T_DATETIME:
     case T_TIME: {
-        int kind = t.type == T_DATE ? EHR_FHIRPATH_DATE
-                   : t.type == T_TIME ? EHR_FHIRPATH_TIME : EHR_FHIRPATH_DATETIME;
+        int kind = t.type == T_DATE   ? EHR_FHIRPATH_DATE
+                   : t.type == T_TIME ? EHR_FHIRPATH_TIME
+                                      : EHR_FHIRPATH_DATETIME;
         n = literal(P, t.pos);
         if (!n)
             return NULL;
@@ -876,8 +899,7 @@ static fp_node *parse_postfix(parser *P)
     while (n) {
         /* each step nests the tree one level deeper: count it as depth */
         if (++steps + P->depth > EHR_FHIRPATH_MAX_DEPTH * 4) {
-            P->st = ehr_err_set(P->err, EHR_ELIMIT,
-                                "limit exceeded: path longer than %d steps",
+            P->st = ehr_err_set(P->err, EHR_ELIMIT, "limit exceeded: path longer than %d steps",
                                 EHR_FHIRPATH_MAX_DEPTH * 4);
             return NULL;
         }
@@ -935,9 +957,9 @@ static fp_node *parse_unary(parser *P)
             return NULL;
         bool neg = t.sym[0] == '-';
         /* fold a sign into a number literal: -5, -1.5 'mg' */
-        if (e->kind == FPN_LITERAL && (e->lit.kind == EHR_FHIRPATH_INTEGER ||
-                                       e->lit.kind == EHR_FHIRPATH_DECIMAL ||
-                                       e->lit.kind == EHR_FHIRPATH_QUANTITY)) {
+        if (e->kind == FPN_LITERAL &&
+            (e->lit.kind == EHR_FHIRPATH_INTEGER || e->lit.kind == EHR_FHIRPATH_DECIMAL ||
+             e->lit.kind == EHR_FHIRPATH_QUANTITY)) {
             if (neg) {
                 if (e->lit.kind == EHR_FHIRPATH_INTEGER)
                     e->lit.v.i = -e->lit.v.i;

@@ -16,15 +16,24 @@
 static const char *cal_ucum(int cal)
 {
     switch (cal) {
-    case FP_CAL_YEAR: return "a";
-    case FP_CAL_MONTH: return "mo";
-    case FP_CAL_WEEK: return "wk";
-    case FP_CAL_DAY: return "d";
-    case FP_CAL_HOUR: return "h";
-    case FP_CAL_MINUTE: return "min";
-    case FP_CAL_SECOND: return "s";
-    case FP_CAL_MILLISECOND: return "ms";
-    default: return NULL;
+    case FP_CAL_YEAR:
+        return "a";
+    case FP_CAL_MONTH:
+        return "mo";
+    case FP_CAL_WEEK:
+        return "wk";
+    case FP_CAL_DAY:
+        return "d";
+    case FP_CAL_HOUR:
+        return "h";
+    case FP_CAL_MINUTE:
+        return "min";
+    case FP_CAL_SECOND:
+        return "s";
+    case FP_CAL_MILLISECOND:
+        return "ms";
+    default:
+        return NULL;
     }
 }
 
@@ -33,8 +42,8 @@ static const char *cal_ucum(int cal)
 static fp_dec cal_seconds(int cal)
 {
     static const char *const secs[] = {
-        [FP_CAL_YEAR] = "31536000", [FP_CAL_MONTH] = "2592000", [FP_CAL_WEEK] = "604800",
-        [FP_CAL_DAY] = "86400",     [FP_CAL_HOUR] = "3600",     [FP_CAL_MINUTE] = "60",
+        [FP_CAL_YEAR] = "31536000", [FP_CAL_MONTH] = "2592000",     [FP_CAL_WEEK] = "604800",
+        [FP_CAL_DAY] = "86400",     [FP_CAL_HOUR] = "3600",         [FP_CAL_MINUTE] = "60",
         [FP_CAL_SECOND] = "1",      [FP_CAL_MILLISECOND] = "0.001",
     };
     fp_dec d;
@@ -190,8 +199,7 @@ bool fp_qty_convert(const fp_qty *q, const char *unit, size_t len, ehr_arena *a,
             return scale_value(q->value, q->cal == FP_CAL_YEAR ? twelve : one, one,
                                tcal == FP_CAL_YEAR ? twelve : one, one, &out->value);
         }
-        return scale_value(q->value, cal_seconds(q->cal), one, cal_seconds(tcal), one,
-                           &out->value);
+        return scale_value(q->value, cal_seconds(q->cal), one, cal_seconds(tcal), one, &out->value);
     }
     /* explicit conversion between calendar and UCUM units goes through the
      * UCUM unit each calendar unit stands for */
@@ -303,8 +311,8 @@ int fp_qty_arith(int op, const fp_qty *a, const fp_qty *b, ehr_arena *ar, fp_qty
                 return FP_EMPTY;
         }
         fp_dec v;
-        bool ok = op == OP_PLUS ? fp_dec_add(a->value, bb.value, &v)
-                                : fp_dec_sub(a->value, bb.value, &v);
+        bool ok =
+            op == OP_PLUS ? fp_dec_add(a->value, bb.value, &v) : fp_dec_sub(a->value, bb.value, &v);
         if (!ok)
             return FP_EMPTY;
         *out = *a;

@@ -22,8 +22,23 @@
 #include "fhirpath/fhirpath_int.h"
 
 enum {
-    R_EMPTY, R_CHAR, R_ANY, R_CLASS, R_BOL, R_EOL, R_STRBEG, R_STREND, R_STRENDNL,
-    R_WORDB, R_NWORDB, R_CAT, R_ALT, R_GROUP, R_REPEAT, R_BACKREF, R_LOOK,
+    R_EMPTY,
+    R_CHAR,
+    R_ANY,
+    R_CLASS,
+    R_BOL,
+    R_EOL,
+    R_STRBEG,
+    R_STREND,
+    R_STRENDNL,
+    R_WORDB,
+    R_NWORDB,
+    R_CAT,
+    R_ALT,
+    R_GROUP,
+    R_REPEAT,
+    R_BACKREF,
+    R_LOOK,
 };
 
 #define R_INF (-1)
@@ -50,8 +65,25 @@ typedef struct rclass {
 } rclass;
 
 enum {
-    I_CHAR, I_ANY, I_ANYNL, I_CLASS, I_BOL, I_EOL, I_STRBEG, I_STREND, I_STRENDNL, I_WORDB,
-    I_NWORDB, I_SPLIT, I_JMP, I_SAVE, I_BACKREF, I_LOOK, I_LOOPSET, I_LOOPCHK, I_MATCH,
+    I_CHAR,
+    I_ANY,
+    I_ANYNL,
+    I_CLASS,
+    I_BOL,
+    I_EOL,
+    I_STRBEG,
+    I_STREND,
+    I_STRENDNL,
+    I_WORDB,
+    I_NWORDB,
+    I_SPLIT,
+    I_JMP,
+    I_SAVE,
+    I_BACKREF,
+    I_LOOK,
+    I_LOOPSET,
+    I_LOOPCHK,
+    I_MATCH,
 };
 
 typedef struct rinst {
@@ -186,9 +218,9 @@ static bool posix_class(rparser *P, ranges *rs)
         const char *name;
         const char *spans; /* pairs of characters */
     } pc[] = {
-        {"alpha", "AZaz"}, {"digit", "09"}, {"alnum", "09AZaz"}, {"upper", "AZ"},
-        {"lower", "az"},   {"space", "\t\r  "}, {"xdigit", "09AFaf"}, {"word", "09AZaz__"},
-        {"punct", "!/:@[`{~"},
+        {"alpha", "AZaz"},    {"digit", "09"},      {"alnum", "09AZaz"},
+        {"upper", "AZ"},      {"lower", "az"},      {"space", "\t\r  "},
+        {"xdigit", "09AFaf"}, {"word", "09AZaz__"}, {"punct", "!/:@[`{~"},
     };
     size_t end = P->i + 2;
     while (end < P->n && P->p[end] != ':')
@@ -225,13 +257,27 @@ static bool escape_char(rparser *P, uint32_t *out)
 {
     char c = P->p[P->i];
     switch (c) {
-    case 'n': *out = '\n'; break;
-    case 'r': *out = '\r'; break;
-    case 't': *out = '\t'; break;
-    case 'f': *out = '\f'; break;
-    case 'v': *out = '\v'; break;
-    case 'e': *out = 0x1B; break;
-    case '0': *out = 0; break;
+    case 'n':
+        *out = '\n';
+        break;
+    case 'r':
+        *out = '\r';
+        break;
+    case 't':
+        *out = '\t';
+        break;
+    case 'f':
+        *out = '\f';
+        break;
+    case 'v':
+        *out = '\v';
+        break;
+    case 'e':
+        *out = 0x1B;
+        break;
+    case '0':
+        *out = 0;
+        break;
     case 'x':
     case 'u': {
         size_t k = P->i + 1;
@@ -404,7 +450,8 @@ static rnode *parse_group(rparser *P)
         } else if (c == '<' || c == 'P' || c == '\'') {
             if (c == 'P')
                 P->i++;
-            if (P->i + 1 < P->n && P->p[P->i] == '<' && (P->p[P->i + 1] == '=' || P->p[P->i + 1] == '!')) {
+            if (P->i + 1 < P->n && P->p[P->i] == '<' &&
+                (P->p[P->i + 1] == '=' || P->p[P->i + 1] == '!')) {
                 P->err = "lookbehind is not supported";
                 return NULL;
             }
@@ -485,12 +532,23 @@ static rnode *parse_atom(rparser *P)
         }
         int t = -1;
         switch (e) {
-        case 'b': t = R_WORDB; break;
-        case 'B': t = R_NWORDB; break;
-        case 'A': t = R_STRBEG; break;
-        case 'z': t = R_STREND; break;
-        case 'Z': t = R_STRENDNL; break;
-        default: break;
+        case 'b':
+            t = R_WORDB;
+            break;
+        case 'B':
+            t = R_NWORDB;
+            break;
+        case 'A':
+            t = R_STRBEG;
+            break;
+        case 'z':
+            t = R_STREND;
+            break;
+        case 'Z':
+            t = R_STRENDNL;
+            break;
+        default:
+            break;
         }
         if (t >= 0) {
             P->i++;
@@ -748,14 +806,30 @@ static void gen(emitter *E, const rnode *n, unsigned flags)
     case R_CLASS:
         emit(E, I_CLASS, n->cls, 0, 0, false);
         break;
-    case R_BOL: emit(E, I_BOL, 0, 0, 0, false); break;
-    case R_EOL: emit(E, I_EOL, 0, 0, 0, false); break;
-    case R_STRBEG: emit(E, I_STRBEG, 0, 0, 0, false); break;
-    case R_STREND: emit(E, I_STREND, 0, 0, 0, false); break;
-    case R_STRENDNL: emit(E, I_STRENDNL, 0, 0, 0, false); break;
-    case R_WORDB: emit(E, I_WORDB, 0, 0, 0, false); break;
-    case R_NWORDB: emit(E, I_NWORDB, 0, 0, 0, false); break;
-    case R_BACKREF: emit(E, I_BACKREF, n->cap, 0, 0, false); break;
+    case R_BOL:
+        emit(E, I_BOL, 0, 0, 0, false);
+        break;
+    case R_EOL:
+        emit(E, I_EOL, 0, 0, 0, false);
+        break;
+    case R_STRBEG:
+        emit(E, I_STRBEG, 0, 0, 0, false);
+        break;
+    case R_STREND:
+        emit(E, I_STREND, 0, 0, 0, false);
+        break;
+    case R_STRENDNL:
+        emit(E, I_STRENDNL, 0, 0, 0, false);
+        break;
+    case R_WORDB:
+        emit(E, I_WORDB, 0, 0, 0, false);
+        break;
+    case R_NWORDB:
+        emit(E, I_NWORDB, 0, 0, 0, false);
+        break;
+    case R_BACKREF:
+        emit(E, I_BACKREF, n->cap, 0, 0, false);
+        break;
     case R_CAT:
         gen(E, n->a, flags);
         gen(E, n->b, flags);

@@ -23,7 +23,7 @@ enum { D_M, D_G, D_S, D_RAD, D_K, D_C, D_CD, D_MOL };
 
 typedef struct atom {
     const char *code;
-    const char *num, *den;   /* factor to base units, num/den */
+    const char *num, *den; /* factor to base units, num/den */
     int8_t dim[FP_UCUM_DIMS];
     uint8_t flags;
 } atom;
@@ -31,7 +31,10 @@ typedef struct atom {
 enum { A_METRIC = 1, A_SPECIAL = 2, A_ARB = 4 };
 
 /*                          m  g  s  r  K  C cd mol */
-#define DIMS(m, g, s, r, k, c, cd, mol) {m, g, s, r, k, c, cd, mol}
+#define DIMS(m, g, s, r, k, c, cd, mol)                                                            \
+    {                                                                                              \
+        m, g, s, r, k, c, cd, mol                                                                  \
+    }
 static const atom atoms[] = {
     {"m", "1", "1", DIMS(1, 0, 0, 0, 0, 0, 0, 0), A_METRIC},
     {"g", "1", "1", DIMS(0, 1, 0, 0, 0, 0, 0, 0), A_METRIC},
@@ -160,13 +163,29 @@ static const struct {
     const char *p;
     const char *factor;
 } prefixes[] = {
-    {"da", "10"}, {"Y", "1000000000000000000000000"}, {"Z", "1000000000000000000000"},
-    {"E", "1000000000000000000"}, {"P", "1000000000000000"}, {"T", "1000000000000"},
-    {"G", "1000000000"}, {"M", "1000000"}, {"k", "1000"}, {"h", "100"}, {"d", "0.1"},
-    {"c", "0.01"}, {"m", "0.001"}, {"u", "0.000001"}, {"n", "0.000000001"},
-    {"p", "0.000000000001"}, {"f", "0.000000000000001"}, {"a", "0.000000000000000001"},
-    {"z", "0.000000000000000000001"}, {"y", "0.000000000000000000000001"},
-    {"Ki", "1024"}, {"Mi", "1048576"}, {"Gi", "1073741824"},
+    {"da", "10"},
+    {"Y", "1000000000000000000000000"},
+    {"Z", "1000000000000000000000"},
+    {"E", "1000000000000000000"},
+    {"P", "1000000000000000"},
+    {"T", "1000000000000"},
+    {"G", "1000000000"},
+    {"M", "1000000"},
+    {"k", "1000"},
+    {"h", "100"},
+    {"d", "0.1"},
+    {"c", "0.01"},
+    {"m", "0.001"},
+    {"u", "0.000001"},
+    {"n", "0.000000001"},
+    {"p", "0.000000000001"},
+    {"f", "0.000000000000001"},
+    {"a", "0.000000000000000001"},
+    {"z", "0.000000000000000000001"},
+    {"y", "0.000000000000000000000001"},
+    {"Ki", "1024"},
+    {"Mi", "1048576"},
+    {"Gi", "1073741824"},
 };
 
 static fp_dec dec(const char *s)
@@ -386,14 +405,10 @@ void fp_ucum_parse(const char *code, size_t len, fp_unit *u)
 }
 
 static const char *const cal_names[][2] = {
-    [FP_CAL_YEAR] = {"year", "years"},
-    [FP_CAL_MONTH] = {"month", "months"},
-    [FP_CAL_WEEK] = {"week", "weeks"},
-    [FP_CAL_DAY] = {"day", "days"},
-    [FP_CAL_HOUR] = {"hour", "hours"},
-    [FP_CAL_MINUTE] = {"minute", "minutes"},
-    [FP_CAL_SECOND] = {"second", "seconds"},
-    [FP_CAL_MILLISECOND] = {"millisecond", "milliseconds"},
+    [FP_CAL_YEAR] = {"year", "years"},       [FP_CAL_MONTH] = {"month", "months"},
+    [FP_CAL_WEEK] = {"week", "weeks"},       [FP_CAL_DAY] = {"day", "days"},
+    [FP_CAL_HOUR] = {"hour", "hours"},       [FP_CAL_MINUTE] = {"minute", "minutes"},
+    [FP_CAL_SECOND] = {"second", "seconds"}, [FP_CAL_MILLISECOND] = {"millisecond", "milliseconds"},
 };
 
 int fp_calendar_unit(const char *word, size_t len)

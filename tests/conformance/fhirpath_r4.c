@@ -148,10 +148,10 @@ static bool type_matches(const ehr_fhirpath_item *it, const char *type)
     static const struct {
         const char *t;
         ehr_fhirpath_kind k;
-    } m[] = {{"boolean", EHR_FHIRPATH_BOOLEAN},   {"integer", EHR_FHIRPATH_INTEGER},
-             {"decimal", EHR_FHIRPATH_DECIMAL},   {"string", EHR_FHIRPATH_STRING},
-             {"code", EHR_FHIRPATH_STRING},       {"id", EHR_FHIRPATH_STRING},
-             {"date", EHR_FHIRPATH_DATE},         {"dateTime", EHR_FHIRPATH_DATETIME},
+    } m[] = {{"boolean", EHR_FHIRPATH_BOOLEAN}, {"integer", EHR_FHIRPATH_INTEGER},
+             {"decimal", EHR_FHIRPATH_DECIMAL}, {"string", EHR_FHIRPATH_STRING},
+             {"code", EHR_FHIRPATH_STRING},     {"id", EHR_FHIRPATH_STRING},
+             {"date", EHR_FHIRPATH_DATE},       {"dateTime", EHR_FHIRPATH_DATETIME},
              {"time", EHR_FHIRPATH_TIME}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (strcmp(m[i].t, type) == 0)

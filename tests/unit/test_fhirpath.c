@@ -1,11 +1,14 @@
 /* Unit tests for src/fhirpath: parser, evaluator, limits, API. Table-driven:
  * expression, input, expected JSON of the result (or the error). */
-#include <pthread.h>
+/* cmocka needs these first, in this order */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+// clang-format on
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +71,8 @@ static char *run(const char *input, const char *expr, const char *ctx_type)
     }
     char *out;
     if (st != EHR_OK) {
-        static const char *const cls[] = {"none", "syntax", "semantic", "execution", "limit",
-                                          "other"};
+        static const char *const cls[] = {"none",      "syntax", "semantic",
+                                          "execution", "limit",  "other"};
         size_t n = strlen(err.msg) + 32;
         out = malloc(n);
         snprintf(out, n, "error:%s: %s", cls[ehr_fhirpath_error_class(st, &err)], err.msg);
@@ -142,8 +145,9 @@ static const tcase literals[] = {
     {NULL, "@2015-02-04T14:34:28.123+10:00", "[\"2015-02-04T14:34:28.123+10:00\"]"},
     {NULL, "@2015T", "[\"2015\"]"},
     {NULL, "@T14:30", "[\"14:30\"]"},
-    {NULL, "10 'mg'", "[{\"value\":10,\"unit\":\"mg\",\"system\":\"http://unitsofmeasure.org\","
-                      "\"code\":\"mg\"}]"},
+    {NULL, "10 'mg'",
+     "[{\"value\":10,\"unit\":\"mg\",\"system\":\"http://unitsofmeasure.org\","
+     "\"code\":\"mg\"}]"},
     {NULL, "4 days", "[{\"value\":4,\"unit\":\"days\"}]"},
     {NULL, "{}", "[]"},
     {&patient, "`name`.`given`.first()", "[\"Peter\"]"},
@@ -157,8 +161,10 @@ static const tcase navigation[] = {
     {&patient, "deceased", "[false]"},
     {&patient, "deceased is boolean", "[true]"},
     {&patient, "deceasedBoolean", "[]"},
-    {&patient, "birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime')"
-               ".value", "[\"1974-12-25T14:35:45-05:00\"]"},
+    {&patient,
+     "birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime')"
+     ".value",
+     "[\"1974-12-25T14:35:45-05:00\"]"},
     {&patient, "birthDate < @2000-01-01", "[true]"},
     {&patient, "birthDate.hasValue()", "[true]"},
     {&patient, "id.type().name", "[\"id\"]"},
@@ -206,7 +212,8 @@ static const tcase functions[] = {
     {NULL, "'N8000123'.matches('N[0-9]{7}')", "[true]"},
     {NULL, "'2024-01-02'.replaceMatches('(\\\\d+)-(\\\\d+)-(\\\\d+)', '$3/$2/$1')",
      "[\"02/01/2024\"]"},
-    {NULL, "'11/30/1972'.replaceMatches('(?<m>\\\\d+)/(?<d>\\\\d+)/(?<y>\\\\d+)', '${d}-${m}-${y}')",
+    {NULL,
+     "'11/30/1972'.replaceMatches('(?<m>\\\\d+)/(?<d>\\\\d+)/(?<y>\\\\d+)', '${d}-${m}-${y}')",
      "[\"30-11-1972\"]"},
     {NULL, "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'.matches('(a+)+b')",
      "error:execution: execution error at column 51: regular expression too expensive"},
@@ -239,7 +246,8 @@ static const tcase functions[] = {
     {NULL, "(1 | 2 | 3).sum() + (1 | 2 | 3).max()", "[9]"},
     {NULL, "%sct & %`vs-administrative-gender`",
      "[\"http://snomed.info/scthttp://hl7.org/fhir/ValueSet/administrative-gender\"]"},
-    {NULL, "%nope", "error:execution: execution error at column 1: unknown environment variable %nope"},
+    {NULL, "%nope",
+     "error:execution: execution error at column 1: unknown environment variable %nope"},
     {NULL, "(true | false).allTrue()", "[false]"},
     {NULL, "{} and false", "[false]"},
     {NULL, "{} or false", "[]"},
@@ -287,18 +295,23 @@ static const tcase errors[] = {
     {NULL, "@2015-13-01", "error:syntax: syntax error at column 1: invalid date"},
     {NULL, "$self", "error:syntax: syntax error at column 1: unknown special variable"},
     {NULL, "name.foo()", "error:semantic: semantic error at column 6: unknown function 'foo'"},
-    {NULL, "'a'.substring()", "error:semantic: semantic error at column 5: substring() takes 1 to 2"},
+    {NULL, "'a'.substring()",
+     "error:semantic: semantic error at column 5: substring() takes 1 to 2"},
     {NULL, "1.is(Unknown)", "error:execution:"},
     {NULL, "@T14:00Z", "error:execution: execution error at column 1: a time literal"},
     {NULL, "(1 | 2) + 1", "error:execution: execution error at column 9: expected a single item"},
-    {NULL, "1 < 'a'", "error:execution: execution error at column 3: cannot compare Integer with String"},
+    {NULL, "1 < 'a'",
+     "error:execution: execution error at column 3: cannot compare Integer with String"},
     {NULL, "-'a'", "error:execution:"},
 };
 
 /* Static checks with the context type (ehr_fhirpath_options). */
 static const tcase checks[] = {
-    {&patient, "name.given1", "error:semantic: semantic error at column 6: 'given1' is not an element of HumanName"},
-    {&patient, "deceasedBoolean", "error:semantic: semantic error at column 1: 'deceasedBoolean' is not an element of Patient: FHIRPath names the choice element 'deceased'"},
+    {&patient, "name.given1",
+     "error:semantic: semantic error at column 6: 'given1' is not an element of HumanName"},
+    {&patient, "deceasedBoolean",
+     "error:semantic: semantic error at column 1: 'deceasedBoolean' is not an element of Patient: "
+     "FHIRPath names the choice element 'deceased'"},
     {&patient, "identifier.startsWith('x')", "error:semantic:"},
     {&patient, "iif(name, 1, 2)", "error:semantic:"},
     {&patient, "birthDate + 1", "error:semantic:"},
@@ -362,7 +375,8 @@ static void test_resolve_bundle(void **state)
     };
     for (size_t i = 0; i < N(cases); i++) {
         ehr_fhirpath_expr *e;
-        assert_int_equal(ehr_fhirpath_compile(cases[i].expr, strlen(cases[i].expr), &e, &err), EHR_OK);
+        assert_int_equal(ehr_fhirpath_compile(cases[i].expr, strlen(cases[i].expr), &e, &err),
+                         EHR_OK);
         ehr_arena *a = ehr_arena_new();
         ehr_fhirpath_env env;
         memset(&env, 0, sizeof env);
@@ -412,7 +426,8 @@ static void test_env(void **state)
     };
     for (size_t i = 0; i < N(cases); i++) {
         ehr_fhirpath_expr *e;
-        assert_int_equal(ehr_fhirpath_compile(cases[i].expr, strlen(cases[i].expr), &e, &err), EHR_OK);
+        assert_int_equal(ehr_fhirpath_compile(cases[i].expr, strlen(cases[i].expr), &e, &err),
+                         EHR_OK);
         ehr_arena *a = ehr_arena_new();
         ehr_fhirpath_result r;
         assert_int_equal(ehr_fhirpath_eval(e, doc, &env, a, &r, &err), EHR_OK);
@@ -626,12 +641,18 @@ static void test_search_parameters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_precedence),     cmocka_unit_test(test_literals),
-        cmocka_unit_test(test_navigation),     cmocka_unit_test(test_functions),
-        cmocka_unit_test(test_units),          cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_static_checks),  cmocka_unit_test(test_resolve_bundle),
-        cmocka_unit_test(test_env),            cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_api),            cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_literals),
+        cmocka_unit_test(test_navigation),
+        cmocka_unit_test(test_functions),
+        cmocka_unit_test(test_units),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_static_checks),
+        cmocka_unit_test(test_resolve_bundle),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_api),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_search_parameters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
