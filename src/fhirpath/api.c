@@ -106,6 +106,17 @@ const json_t *ehr_fhirpath_item_json(const ehr_fhirpath_item *it)
     return it->node;
 }
 
+bool ehr_fhirpath_item_location(const ehr_fhirpath_item *it, const json_t **parent,
+                                const char **key, long *index)
+{
+    if (!it->parent || !it->key)
+        return false;
+    *parent = it->parent;
+    *key = it->key;
+    *index = it->index;
+    return true;
+}
+
 bool ehr_fhirpath_item_has_value(const ehr_fhirpath_item *it)
 {
     return !(it->flags & FP_F_NOVALUE);

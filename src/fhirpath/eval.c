@@ -250,6 +250,7 @@ void fp_item_from_json(const json_t *v, const json_t *ext, const ehr_fhir_type *
     out->node = v;
     out->ext = ext;
     out->resource = resource;
+    out->index = -1;
     if (v && json_is_object(v)) {
         out->kind = EHR_FHIRPATH_OBJECT;
         /* elements of type Resource hold any resource, named by resourceType */
@@ -289,16 +290,25 @@ void fp_item_from_json(const json_t *v, const json_t *ext, const ehr_fhir_type *
 static ehr_status add_property(fp_ctx *c, const fp_item *parent, const char *key, size_t klen,
                                const ehr_fhir_type *t, fp_coll *out)
 {
-    const json_t *obj = parent->node;
-    const json_t *v = json_object_getn(obj, key, klen);
+    json_t *obj = (json_t *)parent->node;
+    char buf[128];
+    if (klen + 1 >= sizeof buf)
+        return EHR_OK; /* no FHIR name is this long */
+    /* one lookup gives the value and jansson's own copy of the key, which
+     * items keep as their location (for FHIRPath Patch) */
+    memcpy(buf + 1, key, klen);
+    buf[klen + 1] = '\0';
+    void *iv = json_object_iter_at(obj, buf + 1);
+    const json_t *v = iv ? json_object_iter_value(iv) : NULL;
+    const char *skey = iv ? json_object_iter_key(iv) : NULL;
     const json_t *e = NULL;
-    bool prim = !t || t->kind == EHR_FHIR_KIND_PRIMITIVE;
-    if (prim) {
-        char buf[128];
-        if (klen + 1 < sizeof buf) {
-            buf[0] = '_';
-            memcpy(buf + 1, key, klen);
-            e = json_object_getn(obj, buf, klen + 1);
+    if (!t || t->kind == EHR_FHIR_KIND_PRIMITIVE) {
+        buf[0] = '_';
+        void *ie = json_object_iter_at(obj, buf);
+        if (ie) {
+            e = json_object_iter_value(ie);
+            if (!skey)
+                skey = json_object_iter_key(ie) + 1;
         }
     }
     if (!v && !e)
@@ -320,6 +330,9 @@ static ehr_status add_property(fp_ctx *c, const fp_item *parent, const char *key
                 continue;
             fp_item it;
             fp_item_from_json(vi, ei, t, res, &it);
+            it.parent = obj;
+            it.key = skey;
+            it.index = (int32_t)i;
             if ((st = fp_push(c, out, &it)))
                 return st;
         }
@@ -331,6 +344,8 @@ static ehr_status add_property(fp_ctx *c, const fp_item *parent, const char *key
         return EHR_OK;
     fp_item it;
     fp_item_from_json(v, e, t, res, &it);
+    it.parent = obj;
+    it.key = skey;
     return fp_push(c, out, &it);
 }
 

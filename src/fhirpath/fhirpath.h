@@ -223,6 +223,15 @@ const char *ehr_fhirpath_item_type_name(const ehr_fhirpath_item *it, ehr_arena *
 /* The JSON node an item was read from (object, or the primitive's value;
  * NULL for computed values and for primitives that only have extensions). */
 const json_t *ehr_fhirpath_item_json(const ehr_fhirpath_item *it);
+/*
+ * Where an element of the resource sits: the JSON object holding it, the
+ * property name ("valueQuantity", "given") and its index in the property's
+ * array (-1 when the property is not an array). For FHIRPath Patch, which
+ * changes what an expression selects. False for computed values and for
+ * the context itself. The pointers are into the input JSON.
+ */
+bool ehr_fhirpath_item_location(const ehr_fhirpath_item *it, const json_t **parent,
+                                const char **key, long *index);
 /* False for a primitive element that only carries an id or extensions. */
 bool ehr_fhirpath_item_has_value(const ehr_fhirpath_item *it);
 bool ehr_fhirpath_item_bool(const ehr_fhirpath_item *it);

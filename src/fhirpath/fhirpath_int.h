@@ -185,6 +185,9 @@ struct ehr_fhirpath_item {
     const json_t *node;         /* source JSON (object, or primitive value) */
     const json_t *ext;          /* the "_name" companion of a primitive */
     const json_t *resource;     /* the resource that contains the node */
+    const json_t *parent;       /* the object holding the property, or NULL */
+    const char *key;            /* its JSON name (stable: jansson's copy) */
+    int32_t index;              /* position in the property's array, or -1 */
     union {
         bool b;
         int64_t i;
@@ -281,6 +284,7 @@ struct fp_node {
     size_t name_len;
     fp_typeref *type;
     const ehr_fhir_type *tname; /* a member at the start of a path that names a type */
+    const fp_regex *re;         /* matches() etc. with a literal pattern, compiled once */
     fp_item lit;
 };
 

@@ -123,15 +123,22 @@ static ehr_status fn_resolve(fp_ctx *c, const fp_node *n, const fp_scope *s, con
         if (!container && c->resource.n)
             container = c->resource.items[0].node;
         if (ref[0] == '#') {
-            /* FHIR R4 2.3.0.2: a contained resource, or "#" the container */
+            /* FHIR R4 2.3.0.2: a contained resource, or "#" the container;
+             * references between contained resources resolve in the
+             * container that holds them both */
             if (ref[1] == '\0') {
                 found = container;
             } else {
-                const json_t *contained = json_object_get(container, "contained");
-                for (size_t k = 0; k < json_array_size(contained) && !found; k++) {
-                    const char *cid = ehr_json_get_string(json_array_get(contained, k), "id");
-                    if (cid && strcmp(cid, ref + 1) == 0)
-                        found = json_array_get(contained, k);
+                const json_t *where[3] = {
+                    container, c->resource.n ? c->resource.items[0].node : NULL,
+                    c->root_resource.n ? c->root_resource.items[0].node : NULL};
+                for (int w = 0; w < 3 && !found; w++) {
+                    const json_t *contained = json_object_get(where[w], "contained");
+                    for (size_t k = 0; k < json_array_size(contained) && !found; k++) {
+                        const char *cid = ehr_json_get_string(json_array_get(contained, k), "id");
+                        if (cid && strcmp(cid, ref + 1) == 0)
+                            found = json_array_get(contained, k);
+                    }
                 }
             }
         } else {

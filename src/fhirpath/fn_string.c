@@ -273,9 +273,13 @@ static ehr_status matches_impl(fp_ctx *c, const fp_node *n, const fp_scope *s, c
     if (st || !p || (st = fp_arg_str(c, n, s, 0, &pat, &pl)) || !pat ||
         (st = regex_flags(c, n, s, 1, &flags)))
         return st;
-    fp_regex *re;
-    if ((st = compile_re(c, n, pat, pl, flags, &re)))
-        return st;
+    const fp_regex *re = n->re;
+    if (!re) {
+        fp_regex *cre;
+        if ((st = compile_re(c, n, pat, pl, flags, &cre)))
+            return st;
+        re = cre;
+    }
     size_t budget = REGEX_BUDGET;
     int r = fp_regex_exec(re, p, len, 0, full, NULL, 0, &budget);
     if ((st = fp_step(c, (REGEX_BUDGET - budget) / 16)))
@@ -309,9 +313,13 @@ static ehr_status fn_replace_matches(fp_ctx *c, const fp_node *n, const fp_scope
         return st;
     if (pl == 0) /* an empty pattern changes nothing */
         return fp_push_str(c, out, p, len);
-    fp_regex *re;
-    if ((st = compile_re(c, n, pat, pl, flags, &re)))
-        return st;
+    const fp_regex *re = n->re;
+    if (!re) {
+        fp_regex *cre;
+        if ((st = compile_re(c, n, pat, pl, flags, &cre)))
+            return st;
+        re = cre;
+    }
     int ng = fp_regex_ngroups(re);
     long *caps = fp_alloc(c, sizeof(long) * 2 * (size_t)ng);
     if (!caps)

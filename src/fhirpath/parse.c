@@ -675,6 +675,39 @@ static fp_typeref *arg_type(parser *P, const fp_node *a)
     return NULL;
 }
 
+static bool is_regex_fn(const fp_node *f)
+{
+    return strcmp(f->name, "matches") == 0 || strcmp(f->name, "matchesFull") == 0 ||
+           strcmp(f->name, "replaceMatches") == 0;
+}
+
+/* A literal pattern (and literal flags) is compiled once, with the
+ * expression; anything else, or a bad pattern, is left to evaluation. */
+static void precompile_regex(parser *P, fp_node *f)
+{
+    int flags_arg = strcmp(f->name, "replaceMatches") == 0 ? 2 : 1;
+    const fp_node *pat = f->args[0];
+    if (pat->kind != FPN_LITERAL || pat->lit.kind != EHR_FHIRPATH_STRING || pat->lit.v.s.n == 0)
+        return;
+    unsigned flags = FP_RE_DOTALL;
+    if (f->nargs > flags_arg) {
+        const fp_node *fl = f->args[flags_arg];
+        if (fl->kind != FPN_LITERAL || fl->lit.kind != EHR_FHIRPATH_STRING)
+            return;
+        for (size_t k = 0; k < fl->lit.v.s.n; k++) {
+            char ch = fl->lit.v.s.p[k];
+            if (ch == 'i')
+                flags |= FP_RE_ICASE;
+            else if (ch == 'm')
+                flags |= FP_RE_MULTILINE;
+            else if (ch != 's')
+                return;
+        }
+    }
+    const char *why;
+    f->re = fp_regex_compile(P->a, pat->lit.v.s.p, pat->lit.v.s.n, flags, &why);
+}
+
 /* identifier or function call after '.' or at the start of a term. */
 static fp_node *parse_invocation(parser *P, fp_node *left)
 {
@@ -726,6 +759,8 @@ static fp_node *parse_invocation(parser *P, fp_node *left)
                      f->fn->max_args, f->nargs);
             return NULL;
         }
+        if (is_regex_fn(f))
+            precompile_regex(P, f);
         if ((f->fn->flags & FP_FN_TYPEARG) && f->nargs == 1) {
             f->type = arg_type(P, f->args[0]);
             if (!f->type)

@@ -548,6 +548,54 @@ static void test_api(void **state)
     json_decref(doc);
 }
 
+/* Where selected elements sit in the JSON (for FHIRPath Patch). */
+static void test_location(void **state)
+{
+    ehr_err err;
+    json_t *doc = ehr_json_parse(patient, strlen(patient), &err);
+    static const struct {
+        const char *expr, *key;
+        long index;
+        const char *parent_has; /* a key of the parent object */
+    } cases[] = {
+        {"name.given[1]", "given", 1, "family"},
+        {"deceased", "deceasedBoolean", -1, "resourceType"},
+        {"birthDate", "birthDate", -1, "gender"},
+        {"telecom.last()", "telecom", 1, "resourceType"},
+        {"contained.name", "name", -1, "id"},
+    };
+    ehr_arena *a = ehr_arena_new();
+    for (size_t i = 0; i < N(cases); i++) {
+        ehr_fhirpath_expr *e;
+        assert_int_equal(ehr_fhirpath_compile(cases[i].expr, strlen(cases[i].expr), &e, &err),
+                         EHR_OK);
+        ehr_fhirpath_result r;
+        assert_int_equal(ehr_fhirpath_eval(e, doc, NULL, a, &r, &err), EHR_OK);
+        assert_int_equal(r.count, 1);
+        const json_t *parent;
+        const char *key;
+        long index;
+        assert_true(
+            ehr_fhirpath_item_location(ehr_fhirpath_result_get(&r, 0), &parent, &key, &index));
+        assert_string_equal(key, cases[i].key);
+        assert_int_equal(index, cases[i].index);
+        assert_non_null(json_object_get(parent, cases[i].parent_has));
+        ehr_fhirpath_free(&e);
+    }
+    /* computed values have no location */
+    ehr_fhirpath_expr *e;
+    assert_int_equal(ehr_fhirpath_compile("1 + 1", 5, &e, &err), EHR_OK);
+    ehr_fhirpath_result r;
+    assert_int_equal(ehr_fhirpath_eval(e, doc, NULL, a, &r, &err), EHR_OK);
+    const json_t *parent;
+    const char *key;
+    long index;
+    assert_false(ehr_fhirpath_item_location(ehr_fhirpath_result_get(&r, 0), &parent, &key, &index));
+    ehr_fhirpath_free(&e);
+    ehr_arena_free(&a);
+    json_decref(doc);
+}
+
 /* One compiled expression, evaluated by several threads at once. */
 typedef struct {
     const ehr_fhirpath_expr *e;
@@ -654,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_api),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_search_parameters),
+        cmocka_unit_test(test_location),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
