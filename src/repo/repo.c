@@ -408,7 +408,7 @@ static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_
 ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                          int64_t version, ehr_repo_out *out, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = check_type(type, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
@@ -789,7 +789,7 @@ ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
 ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_history_q *q,
                             ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((q->type && (st = check_type(q->type, err))) || (st = conn_get(r, &c, err)))
         return st;
@@ -803,7 +803,7 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
 ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_search *s,
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((s->q.type && (st = check_type(s->q.type, err))) || (st = conn_get(r, &c, err)))
         return st;
@@ -815,7 +815,7 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
 
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = conn_get(r, &c, err);
     if (st || (st = EHR_STORE_CALL(c, begin, false, err)))
         return st;
