@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "core/util.h"
+#include "fhir/xml.h"
 #include "http/http.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
@@ -285,6 +286,7 @@ int ehr_cmd_serve(int argc, char **argv)
         ehr_repo_free(&repo);
         return 1;
     }
+    ehr_fhir_xml_init(); /* before the worker threads exist */
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
         ehr_http_server_free(&srv);

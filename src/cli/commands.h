@@ -33,4 +33,12 @@ int ehr_cmd_token(int argc, char **argv);
 /* ehr audit verify|report: the hash-chained audit log. */
 int ehr_cmd_audit(int argc, char **argv);
 
+/*
+ * ehr fhirpath [--var NAME=JSON]... [--type TYPE] [--now INSTANT] EXPRESSION FILE
+ * Prints the result collection as a JSON array. Exit 0 on success, 1 on an
+ * error in the expression or while evaluating it, 2 for an unreadable file,
+ * bad JSON or a usage error.
+ */
+int ehr_cmd_fhirpath(int argc, char **argv);
+
 #endif

@@ -565,7 +565,7 @@ static ehr_status after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status s
 ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                          int64_t version, ehr_repo_out *out, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     const char *action = version ? "vread" : "read";
     ehr_repo_limit lim;
     ehr_status st = check_type(type, err);
@@ -1081,7 +1081,7 @@ static ehr_status audit_query(ehr_repo *r, const ehr_repo_ctx *ctx, const char *
 ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_history_q *q,
                             ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((q->type && (st = check_type(q->type, err))) || (st = conn_get(r, &c, err)))
         return st;
@@ -1118,7 +1118,7 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
 ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_search *s,
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((s->q.type && (st = check_type(s->q.type, err))) || (st = conn_get(r, &c, err)))
         return st;

@@ -961,6 +961,30 @@ test_expect_success('CORS: a preflight OPTIONS allows PUT with Content-Type and 
 test_expect_success('XML: Accept: application/fhir+xml and _format=xml read the resource as FHIR XML', t_xml)
 
 
+def t_xml_write():
+    # a Patient written in FHIR XML (R4 XML form: value attributes, elements in
+    # definition order) reads back as the equivalent JSON
+    xml = ('<Patient xmlns="http://hl7.org/fhir"><active value="true"/>'
+           '<name><family value="Xml-Writer"/><given value="Ana"/><given value="B"/></name>'
+           '<birthDate value="1980-05-02"/></Patient>')
+    r = c.post('/fhir/Patient', body=xml.encode(), content_type='application/fhir+xml')
+    expect_status(r, 201)
+    rid = r.header('Location').split('/Patient/')[1].split('/')[0]
+    got = read_json('Patient', rid)[0]
+    eq(got.get('active'), True, 'active')
+    eq(got.get('name'), [{'family': 'Xml-Writer', 'given': ['Ana', 'B']}], 'name')
+    eq(got.get('birthDate'), '1980-05-02', 'birthDate')
+    # malformed XML and an unknown element are refused with an OperationOutcome
+    for bad in (b'<Patient xmlns="http://hl7.org/fhir"><active value="true"/>',
+                b'<Patient xmlns="http://hl7.org/fhir"><colour value="blue"/></Patient>'):
+        r = c.post('/fhir/Patient', body=bad, content_type='application/fhir+xml')
+        expect_status(r, 400)
+        eq(r.json.get('resourceType'), 'OperationOutcome', 'error body')
+
+
+test_expect_success('XML: a Patient POSTed as FHIR XML is stored and reads back as JSON; bad XML gets 400', t_xml_write)
+
+
 # --------------------------------------------------------------------------
 # error statuses
 
