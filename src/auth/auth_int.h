@@ -133,14 +133,15 @@ typedef struct auth_grant {
     bool offline;          /* the refresh token outlives the session */
     int ttl;               /* access token lifetime (0: configured) */
     const char *nonce;     /* for the id_token */
+    const char *issuer;    /* the server's origin, for the id_token's iss */
     char *fam_out;         /* [65]: the family id, when not NULL */
 } auth_grant;
 
 /* Issue tokens; the token response JSON into *resp (caller decrefs). */
 ehr_status auth_issue(ehr_auth *a, const auth_grant *g, json_t **resp, ehr_err *err);
 /* Sign an id_token for user (openid fhirUser). */
-ehr_status auth_id_token(ehr_auth *a, const char *user, const char *client, const char *nonce,
-                         bool fhir_user, ehr_buf *out, ehr_err *err);
+ehr_status auth_id_token(ehr_auth *a, const char *iss, const char *user, const char *client,
+                         const char *nonce, bool fhir_user, ehr_buf *out, ehr_err *err);
 /* The public JWK Set of the server. */
 json_t *auth_jwks(ehr_auth *a);
 

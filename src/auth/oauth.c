@@ -714,6 +714,7 @@ static void grant_code(ehr_auth *a, ehr_http_request *req, ehr_http_response *re
         .refresh = sc.offline_access || sc.online_access,
         .offline = sc.offline_access,
         .nonce = auth_str(cd, "nonce"),
+        .issuer = auth_origin(a, req),
         .fam_out = fam,
     };
     json_t *resp = NULL;
@@ -804,6 +805,7 @@ static void grant_refresh(ehr_auth *a, ehr_http_request *req, ehr_http_response 
         .patient = auth_str(t, "patient"),
         .sid = auth_str(t, "sid"),
         .family = auth_str(t, "fam"),
+        .issuer = auth_origin(a, req),
         .refresh = true,
         .offline = auth_str(t, "sid") == NULL,
     };

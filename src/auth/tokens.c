@@ -328,7 +328,8 @@ ehr_status auth_issue(ehr_auth *a, const auth_grant *g, json_t **resp, ehr_err *
         st = put_token(a, g, "refresh", fam, scope.data, rexp, &rt, err);
     }
     if (!st && g->user && g->scopes->openid && g->client)
-        st = auth_id_token(a, g->user, g->client, g->nonce, g->scopes->fhir_user, &idt, err);
+        st = auth_id_token(a, g->issuer, g->user, g->client, g->nonce, g->scopes->fhir_user, &idt,
+                           err);
     if (!st) {
         json_t *r = json_pack("{s:s, s:s, s:i, s:s}", "access_token", at.data, "token_type",
                               "Bearer", "expires_in", ttl, "scope", scope.data);
@@ -413,15 +414,16 @@ json_t *auth_jwks(ehr_auth *a)
     return json_pack("{s:o}", "keys", keys);
 }
 
-ehr_status auth_id_token(ehr_auth *a, const char *user, const char *client, const char *nonce,
-                         bool fhir_user, ehr_buf *out, ehr_err *err)
+ehr_status auth_id_token(ehr_auth *a, const char *iss, const char *user, const char *client,
+                         const char *nonce, bool fhir_user, ehr_buf *out, ehr_err *err)
 {
     ehr_status st = load_key(a, err);
     if (st)
         return st;
     json_t *u = auth_user_get(a, user);
     int64_t now = ehr_time_now_us() / US;
-    const char *iss = a->cfg.base_url ? a->cfg.base_url : "";
+    if (!iss)
+        iss = a->cfg.base_url ? a->cfg.base_url : "";
     json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", iss, "sub", user, "aud", client,
                           "iat", (json_int_t)now, "exp", (json_int_t)(now + 3600));
     if (c && nonce)

@@ -479,6 +479,8 @@ def t_code_flow():
     claims = jwt_claims(idt)
     eq(claims['aud'], cid, 'id_token aud')
     eq(claims['sub'], 'pat-a', 'id_token sub')
+    eq(claims['iss'], BASE, 'id_token iss: the issuer of the SMART configuration')
+    check(claims['exp'] > time.time(), 'id_token exp')
     check(claims['fhirUser'].endswith('/fhir/Patient/pa'), 'fhirUser %r' % claims['fhirUser'])
     # and FHIR with it
     app = bearer(srv, tr['access_token'])
