@@ -24,8 +24,7 @@ static const char *crud(const char *a)
         return "E";
     if (!strcmp(a, "create"))
         return "C";
-    if (!strcmp(a, "read") || !strcmp(a, "vread") || !strcmp(a, "search") ||
-        !strcmp(a, "history"))
+    if (!strcmp(a, "read") || !strcmp(a, "vread") || !strcmp(a, "search") || !strcmp(a, "history"))
         return "R";
     if (!strcmp(a, "update") || !strcmp(a, "patch"))
         return "U";
@@ -36,8 +35,8 @@ static const char *crud(const char *a)
 
 static bool is_rest(const char *a)
 {
-    static const char *const rest[] = {"read",  "vread", "search", "history",
-                                       "create", "update", "patch", "delete"};
+    static const char *const rest[] = {"read",   "vread",  "search", "history",
+                                       "create", "update", "patch",  "delete"};
     for (size_t i = 0; a && i < sizeof rest / sizeof rest[0]; i++)
         if (!strcmp(a, rest[i]))
             return true;
@@ -64,27 +63,28 @@ json_t *ehr_audit_to_fhir(int64_t seq, int64_t time, const char *event, size_t l
                                       "code", "rest", "display", "RESTful Operation"));
     else
         json_object_set_new(ae, "type",
-                            json_pack("{s:s, s:s, s:s}", "system", "http://dicom.nema.org/resources/ontology/DCM",
-                                      "code", !strncmp(action ? action : "", "login", 5) ||
-                                                      !strncmp(action ? action : "", "mfa", 3) ||
-                                                      !strcmp(action ? action : "", "logout")
-                                                  ? "110114"
-                                                  : "110113",
-                                      "display", !strncmp(action ? action : "", "login", 5)
-                                                     ? "User Authentication"
-                                                     : "Security Alert"));
-    json_object_set_new(
-        ae, "subtype",
-        json_pack("[{s:s, s:s}]", "system",
-                  is_rest(action) ? "http://hl7.org/fhir/restful-interaction"
-                                  : "urn:ehr:audit-action",
-                  "code", action ? action : "unknown"));
+                            json_pack("{s:s, s:s, s:s}", "system",
+                                      "http://dicom.nema.org/resources/ontology/DCM", "code",
+                                      !strncmp(action ? action : "", "login", 5) ||
+                                              !strncmp(action ? action : "", "mfa", 3) ||
+                                              !strcmp(action ? action : "", "logout")
+                                          ? "110114"
+                                          : "110113",
+                                      "display",
+                                      !strncmp(action ? action : "", "login", 5)
+                                          ? "User Authentication"
+                                          : "Security Alert"));
+    json_object_set_new(ae, "subtype",
+                        json_pack("[{s:s, s:s}]", "system",
+                                  is_rest(action) ? "http://hl7.org/fhir/restful-interaction"
+                                                  : "urn:ehr:audit-action",
+                                  "code", action ? action : "unknown"));
     json_object_set_new(ae, "action", json_string(crud(action)));
     json_object_set_new(ae, "recorded", json_string(when));
     /* 0 success, 4 minor failure (denied, not found), 8 serious failure */
     const char *oc = !outcome || !strcmp(outcome, "ok") ? "0"
-                     : !strcmp(outcome, "failed")        ? "8"
-                                                         : "4";
+                     : !strcmp(outcome, "failed")       ? "8"
+                                                        : "4";
     json_object_set_new(ae, "outcome", json_string(oc));
     if (outcome && strcmp(outcome, "ok")) {
         const char *d = str(ev, "reason") ? str(ev, "reason") : str(ev, "detail");
@@ -101,22 +101,20 @@ json_t *ehr_audit_to_fhir(int64_t seq, int64_t time, const char *event, size_t l
         json_object_set_new(user, "network",
                             json_pack("{s:s, s:s}", "address", str(ev, "client"), "type", "2"));
     if (json_is_true(json_object_get(ev, "break_glass")))
-        json_object_set_new(
-            user, "purposeOfUse",
-            json_pack("[{s:[{s:s, s:s, s:s}]}]", "coding", "system",
-                      "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code", "BTG",
-                      "display", "break the glass"));
+        json_object_set_new(user, "purposeOfUse",
+                            json_pack("[{s:[{s:s, s:s, s:s}]}]", "coding", "system",
+                                      "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code",
+                                      "BTG", "display", "break the glass"));
     json_array_append_new(agents, user);
     if (str(ev, "app"))
         json_array_append_new(agents, json_pack("{s:{s:s}, s:b, s:[{s:s}]}", "who", "display",
                                                 str(ev, "app"), "requestor", 0, "role", "text",
                                                 "application"));
     json_object_set_new(ae, "agent", agents);
-    json_object_set_new(ae, "source",
-                        json_pack("{s:{s:s}, s:[{s:s, s:s}]}", "observer", "display", "ehr",
-                                  "type", "system",
-                                  "http://terminology.hl7.org/CodeSystem/security-source-type",
-                                  "code", "4"));
+    json_object_set_new(
+        ae, "source",
+        json_pack("{s:{s:s}, s:[{s:s, s:s}]}", "observer", "display", "ehr", "type", "system",
+                  "http://terminology.hl7.org/CodeSystem/security-source-type", "code", "4"));
     json_t *entities = json_array();
     const json_t *pts = json_object_get(ev, "patients");
     for (size_t i = 0; i < json_array_size(pts); i++) {

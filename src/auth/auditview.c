@@ -43,8 +43,8 @@ static const char *outcome_code(const char *o)
     return !o || !strcmp(o, "ok") ? "0" : !strcmp(o, "failed") ? "8" : "4";
 }
 
-static ehr_status view_one(void *p, int64_t seq, int64_t time, const char *hash,
-                           const char *event, size_t len)
+static ehr_status view_one(void *p, int64_t seq, int64_t time, const char *hash, const char *event,
+                           size_t len)
 {
     struct view *v = p;
     json_t *ev = json_loadb(event, len, 0, NULL);
@@ -64,8 +64,8 @@ static ehr_status view_one(void *p, int64_t seq, int64_t time, const char *hash,
     json_t *ae = ehr_audit_to_fhir(seq, time, event, len);
     char url[512];
     snprintf(url, sizeof url, "%s/AuditEvent/%lld", v->base, (long long)seq);
-    json_array_append_new(v->entries, json_pack("{s:s, s:o, s:{s:s}}", "fullUrl", url,
-                                                "resource", ae, "search", "mode", "match"));
+    json_array_append_new(v->entries, json_pack("{s:s, s:o, s:{s:s}}", "fullUrl", url, "resource",
+                                                ae, "search", "mode", "match"));
     v->n++;
     v->last_seq = seq;
     return EHR_OK;
@@ -88,9 +88,10 @@ static bool date_param(const char *v, ehr_store_audit_q *q)
         q->until = t - (op[1] == 't');
     else if (!strcmp(op, "eq")) {
         /* the day, second ... the value names: approximate it by its length */
-        int64_t span = strlen(v) <= 4 ? 366LL * 86400 : strlen(v) <= 7 ? 31LL * 86400
-                       : strlen(v) <= 10                               ? 86400
-                                                                       : 1;
+        int64_t span = strlen(v) <= 4    ? 366LL * 86400
+                       : strlen(v) <= 7  ? 31LL * 86400
+                       : strlen(v) <= 10 ? 86400
+                                         : 1;
         q->since = t;
         q->until = t + span * 1000000 - 1;
     } else
@@ -125,10 +126,10 @@ bool auth_audit_view(ehr_auth *a, ehr_http_request *req, ehr_http_response *res,
     const char *id = p[16] == '/' ? p + 17 : NULL;
     ehr_repo_limit lim;
     ehr_err err = {{0}};
-    ehr_status st = who->policy ? who->policy->decide(who->policy,
-                                                      id ? EHR_ACCESS_READ : EHR_ACCESS_SEARCH,
-                                                      "AuditEvent", &lim, &err)
-                                : EHR_OK;
+    ehr_status st = who->policy
+                        ? who->policy->decide(who->policy, id ? EHR_ACCESS_READ : EHR_ACCESS_SEARCH,
+                                              "AuditEvent", &lim, &err)
+                        : EHR_OK;
     json_t *ev = json_pack("{s:s, s:s, s:s}", "action", id ? "read" : "search", "outcome",
                            st ? "denied" : "ok", "type", "AuditEvent");
     if (id)
@@ -158,8 +159,8 @@ bool auth_audit_view(ehr_auth *a, ehr_http_request *req, ehr_http_response *res,
         q.limit = 1;
         q.newest_first = false;
         v.want = 1;
-        if (*end || seq <= 0 || EHR_STORE_CALL(c, audit_list, &q, view_one, &v, NULL) ||
-            v.n != 1 || v.last_seq != seq) {
+        if (*end || seq <= 0 || EHR_STORE_CALL(c, audit_list, &q, view_one, &v, NULL) || v.n != 1 ||
+            v.last_seq != seq) {
             json_decref(v.entries);
             fail(a, req, res, 404, "not-found", "no such AuditEvent");
             return true;
@@ -209,13 +210,12 @@ bool auth_audit_view(ehr_auth *a, ehr_http_request *req, ehr_http_response *res,
         fail(a, req, res, 500, "exception", "the audit log could not be read");
         return true;
     }
-    json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset",
-                          "entry", v.entries);
+    json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset", "entry",
+                          v.entries);
     json_t *links = json_array();
-    json_array_append_new(links,
-                          json_pack("{s:s, s:s}", "relation", "self", "url",
-                                    ehr_arena_printf(req->arena, "%s/AuditEvent?%s", base,
-                                                     req->raw_query)));
+    json_array_append_new(
+        links, json_pack("{s:s, s:s}", "relation", "self", "url",
+                         ehr_arena_printf(req->arena, "%s/AuditEvent?%s", base, req->raw_query)));
     json_object_set_new(b, "link", links);
     res->status = 200;
     ehr_buf_reset(&res->body);

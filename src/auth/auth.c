@@ -80,8 +80,8 @@ void auth_send_json(ehr_http_request *req, ehr_http_response *res, int status, j
     res->content_type = "application/json; charset=utf-8";
 }
 
-void auth_oauth_error(ehr_http_request *req, ehr_http_response *res, int status,
-                      const char *error, const char *description)
+void auth_oauth_error(ehr_http_request *req, ehr_http_response *res, int status, const char *error,
+                      const char *description)
 {
     json_t *j = json_pack("{s:s}", "error", error);
     if (j && description)
@@ -175,8 +175,9 @@ const char *auth_cookie(ehr_auth *a, ehr_http_request *req, const char *value)
         return ehr_arena_printf(req->arena,
                                 "ehr_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
                                 secure ? "; Secure" : "");
-    return ehr_arena_printf(req->arena, "ehr_session=%s; Path=/; Max-Age=%d; HttpOnly; "
-                                        "SameSite=Lax%s",
+    return ehr_arena_printf(req->arena,
+                            "ehr_session=%s; Path=/; Max-Age=%d; HttpOnly; "
+                            "SameSite=Lax%s",
                             value, a->cfg.session_max, secure ? "; Secure" : "");
 }
 
@@ -197,7 +198,7 @@ void auth_html(ehr_buf *b, const char *s)
 
 /* An HTML page; form_action: extra origins the page's form may lead to. */
 void auth_page(ehr_http_request *req, ehr_http_response *res, int status, const char *title,
-                 const char *body, const char *form_action)
+               const char *body, const char *form_action)
 {
     ehr_buf b = EHR_BUF_INIT;
     ehr_buf_puts(&b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -223,4 +224,3 @@ void auth_page(ehr_http_request *req, ehr_http_response *res, int status, const 
                                          "frame-ancestors 'none'; base-uri 'none'",
                                          form_action ? " " : "", form_action ? form_action : ""));
 }
-

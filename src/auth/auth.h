@@ -40,19 +40,19 @@
 typedef struct ehr_auth ehr_auth;
 
 typedef struct ehr_auth_config {
-    bool clinicians_panel;  /* physicians and nurses see their panel only (default true) */
-    unsigned mfa_roles;     /* roles that must use MFA (default admin, physician, nurse) */
-    unsigned glass_roles;   /* roles that may break the glass (default physician, nurse) */
-    int glass_minutes;      /* how long a break-glass grant lasts (60) */
-    int session_idle;       /* seconds without activity that end a session (900) */
-    int session_max;        /* absolute session lifetime, seconds (43200 = 12 h) */
-    int access_ttl;         /* access token lifetime, seconds (3600) */
-    int refresh_days;       /* offline_access refresh token lifetime (30) */
-    int lockout_attempts;   /* failed logins in a row that lock an account (5) */
-    int lockout_seconds;    /* how long the lock lasts (900) */
-    const char *base_url;   /* public origin, "https://ehr.example.org"; NULL: from Host */
-    bool tls;               /* served over TLS: Secure cookies, HSTS */
-    bool no_auth;           /* --insecure-no-auth: /fhir without tokens (development) */
+    bool clinicians_panel; /* physicians and nurses see their panel only (default true) */
+    unsigned mfa_roles;    /* roles that must use MFA (default admin, physician, nurse) */
+    unsigned glass_roles;  /* roles that may break the glass (default physician, nurse) */
+    int glass_minutes;     /* how long a break-glass grant lasts (60) */
+    int session_idle;      /* seconds without activity that end a session (900) */
+    int session_max;       /* absolute session lifetime, seconds (43200 = 12 h) */
+    int access_ttl;        /* access token lifetime, seconds (3600) */
+    int refresh_days;      /* offline_access refresh token lifetime (30) */
+    int lockout_attempts;  /* failed logins in a row that lock an account (5) */
+    int lockout_seconds;   /* how long the lock lasts (900) */
+    const char *base_url;  /* public origin, "https://ehr.example.org"; NULL: from Host */
+    bool tls;              /* served over TLS: Secure cookies, HSTS */
+    bool no_auth;          /* --insecure-no-auth: /fhir without tokens (development) */
     /* The FHIR error body (an OperationOutcome) for 401s on /fhir. */
     void (*error_body)(void *ctx, int status, const char *message, ehr_http_response *res);
 } ehr_auth_config;
@@ -112,14 +112,14 @@ ehr_status ehr_auth_user_count(ehr_auth *a, size_t *n, ehr_err *err);
 /* A SMART app to register. */
 typedef struct ehr_auth_client_spec {
     const char *name;
-    const char *client_id;     /* NULL: generated */
-    const char *kind;          /* "public", "confidential" (client secret), "backend" (JWKS) */
+    const char *client_id; /* NULL: generated */
+    const char *kind;      /* "public", "confidential" (client secret), "backend" (JWKS) */
     const char *const *redirect_uris;
     size_t n_redirect_uris;
-    const char *scope;         /* the most it may be granted; NULL: "launch launch/patient
-                                  openid fhirUser offline_access online_access patient/ *.cruds
-                                  user/ *.cruds" (backend: "system/ *.rs") */
-    const char *jwks;          /* backend: a JWK Set as JSON text */
+    const char *scope; /* the most it may be granted; NULL: "launch launch/patient
+                          openid fhirUser offline_access online_access patient/ *.cruds
+                          user/ *.cruds" (backend: "system/ *.rs") */
+    const char *jwks;  /* backend: a JWK Set as JSON text */
 } ehr_auth_client_spec;
 
 /* Register; the client id (and, for confidential clients, the secret,

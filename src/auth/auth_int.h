@@ -21,8 +21,8 @@
 struct ehr_auth {
     ehr_repo *repo;
     ehr_auth_config cfg;
-    pthread_mutex_t lock;  /* guards the lazily made key and dummy hash */
-    EVP_PKEY *key;         /* id_token signing key (RSA), loaded on first use */
+    pthread_mutex_t lock; /* guards the lazily made key and dummy hash */
+    EVP_PKEY *key;        /* id_token signing key (RSA), loaded on first use */
     char kid[48];
     char dummy_hash[EHR_PW_HASH_LEN]; /* verified against for unknown users */
     bool have_dummy;
@@ -123,18 +123,18 @@ auth_identity *auth_open_identity(ehr_auth *a, ehr_http_request *req);
 
 /* Token issue (for /oauth/token and ehr token). */
 typedef struct auth_grant {
-    const char *user;      /* NULL for a backend service */
-    const char *client;    /* client id, or NULL (ehr token) */
+    const char *user;   /* NULL for a backend service */
+    const char *client; /* client id, or NULL (ehr token) */
     const ehr_scopes *scopes;
-    const char *patient;   /* context */
-    const char *sid;       /* session the access is bound to, or NULL */
-    const char *family;    /* refresh family, NULL: a new one (when refresh wanted) */
-    bool refresh;          /* issue a refresh token */
-    bool offline;          /* the refresh token outlives the session */
-    int ttl;               /* access token lifetime (0: configured) */
-    const char *nonce;     /* for the id_token */
-    const char *issuer;    /* the server's origin, for the id_token's iss */
-    char *fam_out;         /* [65]: the family id, when not NULL */
+    const char *patient; /* context */
+    const char *sid;     /* session the access is bound to, or NULL */
+    const char *family;  /* refresh family, NULL: a new one (when refresh wanted) */
+    bool refresh;        /* issue a refresh token */
+    bool offline;        /* the refresh token outlives the session */
+    int ttl;             /* access token lifetime (0: configured) */
+    const char *nonce;   /* for the id_token */
+    const char *issuer;  /* the server's origin, for the id_token's iss */
+    char *fam_out;       /* [65]: the family id, when not NULL */
 } auth_grant;
 
 /* Issue tokens; the token response JSON into *resp (caller decrefs). */
@@ -162,8 +162,8 @@ int auth_web(void *ctx, ehr_http_request *req, ehr_http_response *res);
 /* Answer JSON (consumed) with a status. */
 void auth_send_json(ehr_http_request *req, ehr_http_response *res, int status, json_t *j);
 /* OAuth error answer (RFC 6749 5.2). */
-void auth_oauth_error(ehr_http_request *req, ehr_http_response *res, int status,
-                      const char *error, const char *description);
+void auth_oauth_error(ehr_http_request *req, ehr_http_response *res, int status, const char *error,
+                      const char *description);
 /* Form or JSON body fields; the value of name, or NULL. */
 typedef struct auth_form {
     size_t n;

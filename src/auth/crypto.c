@@ -36,8 +36,8 @@ const char *ehr_pw_weak(const char *pw, const char *username)
 {
     static const char *const common[] = {
         "password", "password1", "12345678", "123456789", "1234567890", "qwertyuiop",
-        "iloveyou", "changeme", "letmein1", "welcome1", "passw0rd", "admin123",
-        "abc12345", "11111111", "00000000", "sunshine", "football", "princess",
+        "iloveyou", "changeme",  "letmein1", "welcome1",  "passw0rd",   "admin123",
+        "abc12345", "11111111",  "00000000", "sunshine",  "football",   "princess",
     };
     size_t n = strlen(pw);
     if (n < EHR_PW_MIN)

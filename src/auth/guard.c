@@ -52,9 +52,9 @@ static void unauthorized(ehr_auth *a, ehr_http_request *req, ehr_http_response *
     if (error) {
         ehr_repo_ctx ctx;
         auth_anon_ctx(req, &ctx);
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "action", "token-check", "outcome",
-                               "failed", "detail", message, "method", req->method, "path",
-                               req->path);
+        json_t *ev =
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "action", "token-check", "outcome", "failed",
+                      "detail", message, "method", req->method, "path", req->path);
         auth_audit(a, &ctx, ev, NULL);
     }
 }

@@ -25,10 +25,8 @@ struct alg {
 };
 
 static const struct alg algs[] = {
-    {"RS256", 0, "SHA256", NULL},
-    {"RS384", 0, "SHA384", NULL},
-    {"RS512", 0, "SHA512", NULL},
-    {"ES256", 32, "SHA256", "P-256"},
+    {"RS256", 0, "SHA256", NULL},     {"RS384", 0, "SHA384", NULL},
+    {"RS512", 0, "SHA512", NULL},     {"ES256", 32, "SHA256", "P-256"},
     {"ES384", 48, "SHA384", "P-384"},
 };
 
@@ -278,8 +276,7 @@ EVP_PKEY *ehr_jwk_to_pkey(const json_t *jwk, ehr_err *err)
                     !ehr_buf_append(&pub, by.data, sz);
         ehr_buf_free(&bx);
         ehr_buf_free(&by);
-        if (!good ||
-            !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+        if (!good || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub.data, pub.len))
             goto out;
         type = "EC";

@@ -45,9 +45,9 @@ static void smart_configuration(ehr_auth *a, ehr_http_request *req, ehr_http_res
         "grant_types_supported", "authorization_code", "refresh_token", "client_credentials",
         "token_endpoint_auth_methods_supported", "client_secret_basic", "private_key_jwt",
         "response_types_supported", "code", "code_challenge_methods_supported", "S256",
-        "id_token_signing_alg_values_supported", "RS256", "scopes_supported", "openid",
-        "fhirUser", "launch", "launch/patient", "offline_access", "online_access", "patient/*.rs",
-        "user/*.rs", "capabilities", "launch-ehr", "launch-standalone", "client-public",
+        "id_token_signing_alg_values_supported", "RS256", "scopes_supported", "openid", "fhirUser",
+        "launch", "launch/patient", "offline_access", "online_access", "patient/*.rs", "user/*.rs",
+        "capabilities", "launch-ehr", "launch-standalone", "client-public",
         "client-confidential-symmetric", "client-confidential-asymmetric", "context-ehr-patient",
         "context-standalone-patient", "sso-openid-connect", "permission-offline",
         "permission-online", "permission-patient", "permission-user", "permission-v1",
@@ -263,11 +263,11 @@ static void consent_page(ehr_auth *a, ehr_http_request *req, ehr_http_response *
         p += strspn(p, " ");
     }
     ehr_buf_puts(&b, "</ul><form method=\"post\" action=\"/oauth/authorize\">");
-    static const char *const names[] = {"response_type", "client_id", "redirect_uri", "scope",
-                                        "state", "aud", "code_challenge",
-                                        "code_challenge_method", "launch", "nonce"};
-    const char *vals[] = {z->response_type, z->client_id, z->redirect_uri, z->scope, z->state,
-                          z->aud, z->challenge, z->method, z->launch, z->nonce};
+    static const char *const names[] = {
+        "response_type", "client_id",      "redirect_uri",          "scope",  "state",
+        "aud",           "code_challenge", "code_challenge_method", "launch", "nonce"};
+    const char *vals[] = {z->response_type, z->client_id, z->redirect_uri, z->scope,  z->state,
+                          z->aud,           z->challenge, z->method,       z->launch, z->nonce};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         hidden(&b, names[i], vals[i]);
     hidden(&b, "csrf", auth_str(session, "csrf"));
@@ -408,8 +408,8 @@ static void authorize(ehr_auth *a, ehr_http_request *req, ehr_http_response *res
     }
     if (lp[0] && !auth_user_may_see(a, user, lp)) {
         auth_audit(a, &who,
-                   json_pack("{s:s, s:s, s:[s], s:s}", "action", "authorize", "outcome",
-                             "denied", "patients", lp, "detail", "patient outside the user's access"),
+                   json_pack("{s:s, s:s, s:[s], s:s}", "action", "authorize", "outcome", "denied",
+                             "patients", lp, "detail", "patient outside the user's access"),
                    NULL);
         redirect_error(req, res, z.redirect_uri, "access_denied",
                        "you have no access to this patient", z.state);
@@ -420,16 +420,16 @@ static void authorize(ehr_auth *a, ehr_http_request *req, ehr_http_response *res
     ehr_secret_new(32, &code);
     ehr_sha256_hex(code.data, code.len, ck);
     ehr_scopes_format(&sc, &sstr);
-    json_t *cd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "client", z.client_id,
-                           "redirect_uri", z.redirect_uri, "challenge", z.challenge, "scope",
-                           sstr.data ? sstr.data : "", "user", auth_str(user, "username"), "sid",
-                           skey);
+    json_t *cd =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "client", z.client_id, "redirect_uri",
+                  z.redirect_uri, "challenge", z.challenge, "scope", sstr.data ? sstr.data : "",
+                  "user", auth_str(user, "username"), "sid", skey);
     if (cd && lp[0])
         json_object_set_new(cd, "patient", json_string(lp));
     if (cd && z.nonce)
         json_object_set_new(cd, "nonce", json_string(z.nonce));
-    ehr_status st = auth_put(a, "code", ck, NULL, ehr_time_now_us() + CODE_TTL * US, cd, true,
-                             NULL);
+    ehr_status st =
+        auth_put(a, "code", ck, NULL, ehr_time_now_us() + CODE_TTL * US, cd, true, NULL);
     json_decref(cd);
     if (!st) {
         json_t *ev = json_pack("{s:s, s:s, s:s}", "action", "authorize", "outcome", "ok", "scope",
@@ -509,8 +509,8 @@ static json_t *verify_assertion(ehr_auth *a, ehr_http_request *req, const char *
         char *kj = ehr_arena_printf(req->arena, "%s\n%s", cid, jti);
         ehr_sha256_hex(kj, strlen(kj), jk);
         json_t *doc = json_pack("{s:s}", "client", cid);
-        ehr_status st = auth_put(a, "jti", jk, cid, (int64_t)json_integer_value(exp) * US + US,
-                                 doc, true, NULL);
+        ehr_status st = auth_put(a, "jti", jk, cid, (int64_t)json_integer_value(exp) * US + US, doc,
+                                 true, NULL);
         json_decref(doc);
         if (st == EHR_EEXISTS)
             *why = "this jti was used before (replay)";
@@ -855,8 +855,8 @@ static void grant_client_credentials(ehr_auth *a, ehr_http_request *req, ehr_htt
                          "none of the requested system/ scopes is allowed for this client");
         return;
     }
-    auth_grant g = {.client = cid, .scopes = &sc, .ttl = a->cfg.access_ttl < 300 ? a->cfg.access_ttl
-                                                                                 : 300};
+    auth_grant g = {
+        .client = cid, .scopes = &sc, .ttl = a->cfg.access_ttl < 300 ? a->cfg.access_ttl : 300};
     json_t *resp = NULL;
     ehr_status st = auth_issue(a, &g, &resp, NULL);
     token_event(a, req, cid, NULL, "client_credentials", st ? "failed" : "ok", NULL);
@@ -958,11 +958,10 @@ static void introspect(ehr_auth *a, ehr_http_request *req, ehr_http_response *re
         auth_send_json(req, res, 200, json_pack("{s:b}", "active", 0));
         return;
     }
-    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:s}", "active", 1, "scope",
-                          auth_str(t, "scope") ?: "", "exp", (json_int_t)(auth_int(t, "exp") / US),
-                          "iat", (json_int_t)(auth_int(t, "iat") / US), "token_type",
-                          !strcmp(auth_str(t, "type") ?: "", "refresh") ? "refresh_token"
-                                                                        : "Bearer");
+    json_t *r = json_pack(
+        "{s:b, s:s, s:I, s:I, s:s}", "active", 1, "scope", auth_str(t, "scope") ?: "", "exp",
+        (json_int_t)(auth_int(t, "exp") / US), "iat", (json_int_t)(auth_int(t, "iat") / US),
+        "token_type", !strcmp(auth_str(t, "type") ?: "", "refresh") ? "refresh_token" : "Bearer");
     if (auth_str(t, "client"))
         json_object_set_new(r, "client_id", json_string(auth_str(t, "client")));
     if (auth_str(t, "user")) {

@@ -8,9 +8,9 @@
 #include <string.h>
 
 static const char *const role_names[EHR_ROLE_N] = {
-    [EHR_ROLE_ADMIN] = "admin",         [EHR_ROLE_PHYSICIAN] = "physician",
-    [EHR_ROLE_NURSE] = "nurse",         [EHR_ROLE_FRONT_DESK] = "front-desk",
-    [EHR_ROLE_BILLER] = "biller",       [EHR_ROLE_AUDITOR] = "auditor",
+    [EHR_ROLE_ADMIN] = "admin",     [EHR_ROLE_PHYSICIAN] = "physician",
+    [EHR_ROLE_NURSE] = "nurse",     [EHR_ROLE_FRONT_DESK] = "front-desk",
+    [EHR_ROLE_BILLER] = "biller",   [EHR_ROLE_AUDITOR] = "auditor",
     [EHR_ROLE_PATIENT] = "patient",
 };
 
@@ -22,8 +22,7 @@ const char *ehr_role_name(ehr_role r)
 bool ehr_role_parse(const char *s, ehr_role *out)
 {
     for (int i = 0; s && i < EHR_ROLE_N; i++)
-        if (!strcmp(s, role_names[i]) ||
-            (i == EHR_ROLE_FRONT_DESK && !strcmp(s, "front_desk"))) {
+        if (!strcmp(s, role_names[i]) || (i == EHR_ROLE_FRONT_DESK && !strcmp(s, "front_desk"))) {
             *out = (ehr_role)i;
             return true;
         }
@@ -60,11 +59,16 @@ bool ehr_role_list(const char *s, unsigned *bits, const char **bad)
 unsigned ehr_perm_of(ehr_access a)
 {
     switch (a) {
-    case EHR_ACCESS_READ: return EHR_PERM_R;
-    case EHR_ACCESS_SEARCH: return EHR_PERM_S;
-    case EHR_ACCESS_CREATE: return EHR_PERM_C;
-    case EHR_ACCESS_UPDATE: return EHR_PERM_U;
-    case EHR_ACCESS_DELETE: return EHR_PERM_D;
+    case EHR_ACCESS_READ:
+        return EHR_PERM_R;
+    case EHR_ACCESS_SEARCH:
+        return EHR_PERM_S;
+    case EHR_ACCESS_CREATE:
+        return EHR_PERM_C;
+    case EHR_ACCESS_UPDATE:
+        return EHR_PERM_U;
+    case EHR_ACCESS_DELETE:
+        return EHR_PERM_D;
     }
     return 0;
 }
@@ -158,7 +162,8 @@ static int cmp(const void *k, const void *e)
     return strcmp(k, *(const char *const *)e);
 }
 
-#define IN(list, t) (bsearch((t), (list), sizeof(list) / sizeof(list)[0], sizeof(list)[0], cmp) != NULL)
+#define IN(list, t)                                                                                \
+    (bsearch((t), (list), sizeof(list) / sizeof(list)[0], sizeof(list)[0], cmp) != NULL)
 
 ehr_category ehr_type_category(const char *type)
 {
@@ -184,6 +189,7 @@ ehr_category ehr_type_category(const char *type)
 
 /* The roles matrix (docs/security.md). AuditEvents are written by the
    server only, never through the API. */
+// clang-format off
 static const unsigned matrix[EHR_ROLE_N][EHR_CAT_N] = {
     /*                      clinical   demographic coding     financial  reference  security */
     [EHR_ROLE_ADMIN] =      {ALL,       ALL,        ALL,       ALL,       ALL,       R | S},

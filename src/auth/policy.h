@@ -68,10 +68,10 @@ unsigned ehr_role_perms(ehr_role r, const char *type);
 #define EHR_SCOPES_MAX 48
 
 typedef struct ehr_scope {
-    char level;     /* 'p' patient/, 'u' user/, 's' system/ */
-    char type[64];  /* a resource type or "*" */
-    unsigned perms; /* EHR_PERM_* */
-    char query[128];/* granular v2 scope: "category=vital-signs"; "" for none */
+    char level;      /* 'p' patient/, 'u' user/, 's' system/ */
+    char type[64];   /* a resource type or "*" */
+    unsigned perms;  /* EHR_PERM_* */
+    char query[128]; /* granular v2 scope: "category=vital-signs"; "" for none */
 } ehr_scope;
 
 typedef struct ehr_scopes {
@@ -102,9 +102,9 @@ bool ehr_scopes_have_level(const ehr_scopes *s, char level);
 /* ---- the decision ---- */
 
 typedef struct ehr_subject {
-    bool has_user;               /* false: a backend service (system/ scopes only) */
+    bool has_user; /* false: a backend service (system/ scopes only) */
     ehr_role role;
-    const ehr_scopes *scopes;    /* granted scopes; NULL: all the role allows */
+    const ehr_scopes *scopes; /* granted scopes; NULL: all the role allows */
     /* the patients the user may see when its role is limited (own record and
        proxies for patients, the panel for clinicians in panel mode, plus
        break-glass grants) */

@@ -38,7 +38,11 @@ ehr_status auth_put(ehr_auth *a, const char *kind, const char *key, const char *
     char *s = json_dumps(doc, JSON_COMPACT);
     if (!s)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
-    ehr_store_obj o = {.kind = kind, .key = key, .owner = owner, .expires = expires, .doc = s,
+    ehr_store_obj o = {.kind = kind,
+                       .key = key,
+                       .owner = owner,
+                       .expires = expires,
+                       .doc = s,
                        .doc_len = strlen(s)};
     st = EHR_STORE_CALL(c, obj_put, &o, create_only, err);
     free(s);

@@ -59,8 +59,8 @@ static void policy_created_patient(const ehr_repo_policy *p, const char *pid)
 {
     auth_identity *id = p->data;
     /* only for those whose chart access is limited to a panel */
-    bool panel = id->subject.clinicians_panel && (id->subject.role == EHR_ROLE_PHYSICIAN ||
-                                                  id->subject.role == EHR_ROLE_NURSE);
+    bool panel = id->subject.clinicians_panel &&
+                 (id->subject.role == EHR_ROLE_PHYSICIAN || id->subject.role == EHR_ROLE_NURSE);
     if (!id->username[0] || !id->subject.has_user || !panel || !add_patient(id, pid))
         return;
     json_t *u = NULL;
@@ -379,8 +379,8 @@ static ehr_status load_key(ehr_auth *a, ehr_err *err)
     }
     /* kid: the key's JWK thumbprint (RFC 7638) */
     json_t *jwk = ehr_jwk_from_pkey(pk, NULL, NULL);
-    json_t *tp = json_pack("{s:O?, s:s, s:O?}", "e", json_object_get(jwk, "e"), "kty", "RSA",
-                           "n", json_object_get(jwk, "n"));
+    json_t *tp = json_pack("{s:O?, s:s, s:O?}", "e", json_object_get(jwk, "e"), "kty", "RSA", "n",
+                           json_object_get(jwk, "n"));
     char *canon = tp ? json_dumps(tp, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(tp);
     char h[65];
@@ -500,8 +500,9 @@ ehr_status ehr_auth_client_add(ehr_auth *a, const ehr_auth_actor *who,
         char tmp[65];
         if (!auth_username_norm(spec->client_id, tmp)) {
             json_decref(jwks);
-            return ehr_err_set(err, EHR_EINVAL, "a client id has 1 to 64 letters, digits, "
-                                                "'.', '_', '@' or '-'");
+            return ehr_err_set(err, EHR_EINVAL,
+                               "a client id has 1 to 64 letters, digits, "
+                               "'.', '_', '@' or '-'");
         }
         snprintf(id, sizeof id, "%s", spec->client_id);
     } else {

@@ -96,11 +96,12 @@ ehr_status ehr_qr_svg(const char *text, ehr_buf *out)
     if (!qr)
         return EHR_ENOMEM;
     int w = qr->width, border = 4, size = w + 2 * border;
-    ehr_status st = ehr_buf_printf(out,
-                                   "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
-                                   "width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\">"
-                                   "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path d=\"",
-                                   size, size, size * 6, size * 6, size, size);
+    ehr_status st =
+        ehr_buf_printf(out,
+                       "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+                       "width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\">"
+                       "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path d=\"",
+                       size, size, size * 6, size * 6, size, size);
     for (int y = 0; y < w && !st; y++)
         for (int x = 0; x < w && !st; x++)
             if (qr->data[y * w + x] & 1)

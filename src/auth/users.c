@@ -339,11 +339,10 @@ static const char *dummy_hash(ehr_auth *a)
     return a->have_dummy ? a->dummy_hash : NULL;
 }
 
-static void login_event(ehr_auth *a, const ehr_repo_ctx *who, const char *action,
-                        const char *user, const char *outcome, const char *detail)
+static void login_event(ehr_auth *a, const ehr_repo_ctx *who, const char *action, const char *user,
+                        const char *outcome, const char *detail)
 {
-    json_t *ev = json_pack("{s:s, s:s, s:s}", "action", action, "outcome", outcome, "user",
-                           user);
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "action", action, "outcome", outcome, "user", user);
     if (ev && detail)
         json_object_set_new(ev, "detail", json_string(detail));
     auth_audit(a, who, ev, NULL);
@@ -442,8 +441,8 @@ auth_login_result auth_login(ehr_auth *a, const ehr_repo_ctx *who, const char *u
         why = "wrong password";
     if (why) {
         bool locked = u && !strcmp(why, "wrong password") && count_failure(a, key);
-        login_event(a, who, "login", key, "failed", locked ? "wrong password; account locked"
-                                                           : why);
+        login_event(a, who, "login", key, "failed",
+                    locked ? "wrong password; account locked" : why);
         json_decref(u);
         ehr_err_set(err, EHR_EFORBIDDEN, "invalid username or password");
         return LOGIN_FAILED;
@@ -593,7 +592,9 @@ bool auth_mfa_check(ehr_auth *a, const ehr_repo_ctx *who, const char *username, 
     if (!m.ok) {
         bool now_locked = !locked && count_failure(a, key);
         login_event(a, who, "mfa", key, "failed",
-                    locked ? "locked" : now_locked ? "wrong code; account locked" : "wrong code");
+                    locked       ? "locked"
+                    : now_locked ? "wrong code; account locked"
+                                 : "wrong code");
         ehr_err_set(err, EHR_EFORBIDDEN, "invalid code");
         return false;
     }

@@ -68,8 +68,7 @@ static void json_status(ehr_http_request *req, ehr_http_response *res, int statu
     auth_send_json(req, res, status, j);
 }
 
-static void json_error(ehr_http_request *req, ehr_http_response *res, int status,
-                       const char *msg)
+static void json_error(ehr_http_request *req, ehr_http_response *res, int status, const char *msg)
 {
     auth_send_json(req, res, status, json_pack("{s:s}", "error", msg));
 }
@@ -85,8 +84,8 @@ static bool same_origin(ehr_auth *a, ehr_http_request *req)
 
 /* ---- pages ---- */
 
-static void login_page(ehr_http_request *req, ehr_http_response *res, int status,
-                       const char *next, const char *error)
+static void login_page(ehr_http_request *req, ehr_http_response *res, int status, const char *next,
+                       const char *error)
 {
     ehr_buf b = EHR_BUF_INIT;
     if (error) {
@@ -142,7 +141,7 @@ static void login(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     auth_form f;
     auth_form_parse(req, &f);
     const char *next = safe_next(auth_form_get(&f, "next") ? auth_form_get(&f, "next")
-                                                          : ehr_http_param(req, "next"));
+                                                           : ehr_http_param(req, "next"));
     if (!same_origin(a, req)) {
         json_error(req, res, 403, "cross-site sign-in is refused");
         return;
@@ -163,8 +162,9 @@ static void login(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     }
     ehr_http_set_header(req, res, "Set-Cookie", auth_cookie(a, req, cookie.data));
     ehr_buf_free(&cookie);
-    const char *state = r == LOGIN_OK ? "ok" : r == LOGIN_MFA ? "mfa_required"
-                                                               : "mfa_enrollment_required";
+    const char *state = r == LOGIN_OK    ? "ok"
+                        : r == LOGIN_MFA ? "mfa_required"
+                                         : "mfa_enrollment_required";
     if (json) {
         json_status(req, res, 200, state, next);
         return;
@@ -172,8 +172,8 @@ static void login(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     if (r == LOGIN_OK)
         see_other(req, res, next);
     else
-        see_other(req, res, with_next(req, r == LOGIN_MFA ? "/auth/mfa" : "/auth/mfa/enroll",
-                                      next));
+        see_other(req, res,
+                  with_next(req, r == LOGIN_MFA ? "/auth/mfa" : "/auth/mfa/enroll", next));
 }
 
 static void mfa(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
@@ -286,8 +286,8 @@ static void enroll(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     json_t *codes = NULL;
     const char *pending = auth_str(s, "pending");
     if (!same_origin(a, req) || !pending ||
-        auth_mfa_confirm(a, &who, auth_str(s, "user"), pending, auth_form_get(&f, "code"),
-                         &codes, NULL)) {
+        auth_mfa_confirm(a, &who, auth_str(s, "user"), pending, auth_form_get(&f, "code"), &codes,
+                         NULL)) {
         if (json)
             json_error(req, res, 401, "invalid code");
         else
@@ -303,9 +303,9 @@ static void enroll(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     json_object_set_new(s, "state", json_string("ok"));
     auth_session_save(a, key, s, NULL);
     if (json) {
-        auth_send_json(req, res, 200,
-                       json_pack("{s:s, s:O, s:s}", "status", "ok", "recovery_codes", codes,
-                                 "next", next));
+        auth_send_json(
+            req, res, 200,
+            json_pack("{s:s, s:O, s:s}", "status", "ok", "recovery_codes", codes, "next", next));
     } else {
         ehr_buf b = EHR_BUF_INIT;
         ehr_buf_puts(&b, "<p>Keep these recovery codes somewhere safe; each works once if you "
@@ -359,11 +359,11 @@ static void session_info(ehr_auth *a, ehr_http_request *req, ehr_http_response *
         return;
     }
     json_t *u = auth_user_get(a, auth_str(s, "user"));
-    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I}", "user", auth_str(s, "user") ?: "",
-                          "role", u ? auth_str(u, "role") ?: "" : "", "state",
-                          auth_str(s, "state") ?: "", "mfa", u && auth_str(u, "totp"),
-                          "idle_timeout", a->cfg.session_idle, "expires",
-                          (json_int_t)((auth_int(s, "created") + a->cfg.session_max * US) / US));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:b, s:i, s:I}", "user", auth_str(s, "user") ?: "", "role",
+                  u ? auth_str(u, "role") ?: "" : "", "state", auth_str(s, "state") ?: "", "mfa",
+                  u && auth_str(u, "totp"), "idle_timeout", a->cfg.session_idle, "expires",
+                  (json_int_t)((auth_int(s, "created") + a->cfg.session_max * US) / US));
     json_decref(u);
     json_decref(s);
     auth_send_json(req, res, 200, j);
@@ -452,8 +452,9 @@ static void break_glass(ehr_auth *a, ehr_http_request *req, ehr_http_response *r
         json_error(req, res, 500, "the grant could not be recorded");
         return;
     }
-    ehr_log(EHR_LOG_WARN, "auth: emergency access (break-glass) by user %s; see ehr audit "
-                          "report --break-glass",
+    ehr_log(EHR_LOG_WARN,
+            "auth: emergency access (break-glass) by user %s; see ehr audit "
+            "report --break-glass",
             id->username);
     auth_send_json(req, res, 201,
                    json_pack("{s:s, s:I, s:i}", "patient", patient, "expires",
@@ -489,14 +490,14 @@ static void launch(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     ehr_secret_new(16, &l);
     ehr_sha256_hex(l.data, l.len, lk);
     json_t *doc = json_pack("{s:s, s:s}", "user", id->username, "patient", patient);
-    ehr_status st = auth_put(a, "launch", lk, id->username, ehr_time_now_us() + 300 * US, doc,
-                             true, NULL);
+    ehr_status st =
+        auth_put(a, "launch", lk, id->username, ehr_time_now_us() + 300 * US, doc, true, NULL);
     json_decref(doc);
     if (st)
         json_error(req, res, 500, "the launch could not be recorded");
     else
-        auth_send_json(req, res, 201, json_pack("{s:s, s:s}", "launch", l.data, "patient",
-                                                 patient));
+        auth_send_json(req, res, 201,
+                       json_pack("{s:s, s:s}", "launch", l.data, "patient", patient));
     ehr_buf_free(&l);
 }
 

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-bool ehr_cli_auth_open(struct ehr_store_opts *so, const char *cmd, ehr_repo **repo,
-                       ehr_auth **auth)
+bool ehr_cli_auth_open(struct ehr_store_opts *so, const char *cmd, ehr_repo **repo, ehr_auth **auth)
 {
     *repo = NULL;
     *auth = NULL;

@@ -15,18 +15,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr audit verify [--db PATH]\n"
-            "       ehr audit report [--db PATH] [--break-glass] [--user U] [--patient ID]\n"
-            "                        [--action A] [--since TIME] [--until TIME] [--limit N]\n"
-            "                        [--fhir]\n"
-            "\n"
-            "verify: checks that every record of the audit log is chained to the one\n"
-            "  before it (SHA-256); exit 0 when intact, else names the first bad record\n"
-            "  and exits 1. It prints the last record's hash: keep it elsewhere, and a\n"
-            "  later verify with --head SEQ:HASH also proves nothing was cut off the end.\n"
-            "report: the records that match, oldest first (--fhir: one AuditEvent per\n"
-            "  line, NDJSON); --break-glass: emergency accesses only.\n");
+    fprintf(f, "usage: ehr audit verify [--db PATH]\n"
+               "       ehr audit report [--db PATH] [--break-glass] [--user U] [--patient ID]\n"
+               "                        [--action A] [--since TIME] [--until TIME] [--limit N]\n"
+               "                        [--fhir]\n"
+               "\n"
+               "verify: checks that every record of the audit log is chained to the one\n"
+               "  before it (SHA-256); exit 0 when intact, else names the first bad record\n"
+               "  and exits 1. It prints the last record's hash: keep it elsewhere, and a\n"
+               "  later verify with --head SEQ:HASH also proves nothing was cut off the end.\n"
+               "report: the records that match, oldest first (--fhir: one AuditEvent per\n"
+               "  line, NDJSON); --break-glass: emergency accesses only.\n");
 }
 
 struct report {
@@ -84,8 +83,8 @@ static ehr_status report_one(void *p, int64_t seq, int64_t time, const char *has
                 printf(" %s%s%s", S("type"), *S("id") ? "/" : "", S("id"));
             const json_t *pts = json_object_get(ev, "patients");
             for (size_t i = 0; i < json_array_size(pts); i++)
-                printf("%sPatient/%s", i ? "," : " patients=",
-                       json_string_value(json_array_get(pts, i)) ?: "");
+                printf("%sPatient/%s",
+                       i ? "," : " patients=", json_string_value(json_array_get(pts, i)) ?: "");
             if (json_is_true(json_object_get(ev, "break_glass")))
                 printf(" BREAK-GLASS");
             if (*S("reason"))
@@ -204,8 +203,8 @@ int ehr_cmd_audit(int argc, char **argv)
                 const char *colon = strchr(head, ':');
                 ehr_store_audit_q oq = {.from_seq = hs, .limit = 1};
                 if (!colon || hs <= 0 || !c ||
-                    EHR_STORE_CALL(c, audit_list, &oq, head_one, &old, NULL) ||
-                    old.seq != hs || strcmp(old.hash, colon + 1)) {
+                    EHR_STORE_CALL(c, audit_list, &oq, head_one, &old, NULL) || old.seq != hs ||
+                    strcmp(old.hash, colon + 1)) {
                     printf("ehr audit: BROKEN: the head %s is not in the log (records were cut "
                            "off the end, or the log was replaced)\n",
                            head);

@@ -8,19 +8,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr client add [--db PATH] --name NAME [--id CLIENT_ID]\n"
-            "                      [--type public|confidential|backend]\n"
-            "                      [--redirect-uri URI]... [--scope SCOPES] [--jwks FILE]\n"
-            "       ehr client list [--db PATH]\n"
-            "\n"
-            "  public        a browser or native app: PKCE, no secret (the default)\n"
-            "  confidential  an app with a server side: a client secret, shown once\n"
-            "  backend       a backend service (SMART Backend Services): client_credentials\n"
-            "                with a JWT signed by a key from --jwks (a JWK Set, RS384/ES384)\n"
-            "  --scope       the most the app may be granted (default: every patient/ and\n"
-            "                user/ scope with launch, openid, fhirUser, offline_access;\n"
-            "                backend: system/*.rs)\n");
+    fprintf(f, "usage: ehr client add [--db PATH] --name NAME [--id CLIENT_ID]\n"
+               "                      [--type public|confidential|backend]\n"
+               "                      [--redirect-uri URI]... [--scope SCOPES] [--jwks FILE]\n"
+               "       ehr client list [--db PATH]\n"
+               "\n"
+               "  public        a browser or native app: PKCE, no secret (the default)\n"
+               "  confidential  an app with a server side: a client secret, shown once\n"
+               "  backend       a backend service (SMART Backend Services): client_credentials\n"
+               "                with a JWT signed by a key from --jwks (a JWK Set, RS384/ES384)\n"
+               "  --scope       the most the app may be granted (default: every patient/ and\n"
+               "                user/ scope with launch, openid, fhirUser, offline_access;\n"
+               "                backend: system/*.rs)\n");
 }
 
 static ehr_status print_client(void *ctx, const char *id, const char *name, const char *kind)

@@ -12,17 +12,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr token [--db PATH] --user USERNAME --scope \"SCOPES\"\n"
-            "                 [--patient Patient/ID] [--ttl SECONDS]\n"
-            "\n"
-            "Prints an access token (its last line) for the user, with the scopes asked\n"
-            "for as far as the user's role allows, e.g.\n"
-            "  ehr token --user admin --scope \"user/*.cruds\"\n"
-            "  ehr token --user emma --scope \"patient/*.rs\"\n"
-            "  curl -H \"Authorization: Bearer $TOKEN\" http://localhost:8080/fhir/Patient\n"
-            "--patient sets the context of patient/ scopes (a patient user's own record\n"
-            "by default). --ttl: lifetime in seconds (default 3600, at most 30 days).\n");
+    fprintf(f, "usage: ehr token [--db PATH] --user USERNAME --scope \"SCOPES\"\n"
+               "                 [--patient Patient/ID] [--ttl SECONDS]\n"
+               "\n"
+               "Prints an access token (its last line) for the user, with the scopes asked\n"
+               "for as far as the user's role allows, e.g.\n"
+               "  ehr token --user admin --scope \"user/*.cruds\"\n"
+               "  ehr token --user emma --scope \"patient/*.rs\"\n"
+               "  curl -H \"Authorization: Bearer $TOKEN\" http://localhost:8080/fhir/Patient\n"
+               "--patient sets the context of patient/ scopes (a patient user's own record\n"
+               "by default). --ttl: lifetime in seconds (default 3600, at most 30 days).\n");
 }
 
 int ehr_cmd_token(int argc, char **argv)
@@ -71,8 +70,8 @@ int ehr_cmd_token(int argc, char **argv)
     ehr_auth_actor who = ehr_cli_actor();
     ehr_buf tok = EHR_BUF_INIT, granted = EHR_BUF_INIT;
     ehr_err err = {{0}};
-    ehr_status st = ehr_auth_token_mint(auth, &who, user, scope, patient, (int)ttl, &tok,
-                                        &granted, &err);
+    ehr_status st =
+        ehr_auth_token_mint(auth, &who, user, scope, patient, (int)ttl, &tok, &granted, &err);
     if (st) {
         fprintf(stderr, "ehr token: %s\n", err.msg[0] ? err.msg : ehr_status_str(st));
     } else {

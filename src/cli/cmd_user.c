@@ -10,22 +10,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ehr user add [--db PATH] --username U --password P --role ROLE\n"
-            "                    [--patient Patient/ID]... [--fhir-user REF]\n"
-            "       ehr user list [--db PATH]\n"
-            "       ehr user disable|enable [--db PATH] --username U\n"
-            "       ehr user reset-password [--db PATH] --username U --password P\n"
-            "       ehr user reset-mfa [--db PATH] --username U\n"
-            "       ehr user link|unlink [--db PATH] --username U --patient Patient/ID\n"
-            "\n"
-            "Roles: admin, physician, nurse, front-desk, biller, auditor, patient\n"
-            "(docs/security.md has what each may do).\n"
-            "  --patient       a patient user's own record; repeated for a proxy (a parent).\n"
-            "                  For physicians and nurses: their panel, the patients whose\n"
-            "                  charts they see (ehr serve --clinician-access panel).\n"
-            "  --password -    read the password from standard input (keeps it out of ps).\n"
-            "Passwords: 8 to 128 characters, not a common one, not the user name.\n");
+    fprintf(f, "usage: ehr user add [--db PATH] --username U --password P --role ROLE\n"
+               "                    [--patient Patient/ID]... [--fhir-user REF]\n"
+               "       ehr user list [--db PATH]\n"
+               "       ehr user disable|enable [--db PATH] --username U\n"
+               "       ehr user reset-password [--db PATH] --username U --password P\n"
+               "       ehr user reset-mfa [--db PATH] --username U\n"
+               "       ehr user link|unlink [--db PATH] --username U --patient Patient/ID\n"
+               "\n"
+               "Roles: admin, physician, nurse, front-desk, biller, auditor, patient\n"
+               "(docs/security.md has what each may do).\n"
+               "  --patient       a patient user's own record; repeated for a proxy (a parent).\n"
+               "                  For physicians and nurses: their panel, the patients whose\n"
+               "                  charts they see (ehr serve --clinician-access panel).\n"
+               "  --password -    read the password from standard input (keeps it out of ps).\n"
+               "Passwords: 8 to 128 characters, not a common one, not the user name.\n");
 }
 
 struct list_ctx {
@@ -36,10 +35,13 @@ static ehr_status print_user(void *p, const ehr_auth_user_info *u)
 {
     struct list_ctx *l = p;
     if (l->n++ == 0)
-        printf("%-24s %-11s %-5s %-9s %-28s %s\n", "USERNAME", "ROLE", "MFA", "STATE",
-               "FHIR USER", "PATIENTS");
+        printf("%-24s %-11s %-5s %-9s %-28s %s\n", "USERNAME", "ROLE", "MFA", "STATE", "FHIR USER",
+               "PATIENTS");
     printf("%-24s %-11s %-5s %-9s %-28s ", u->username, u->role ? u->role : "?",
-           u->mfa ? "yes" : "no", u->disabled ? "disabled" : u->locked ? "locked" : "active",
+           u->mfa ? "yes" : "no",
+           u->disabled ? "disabled"
+           : u->locked ? "locked"
+                       : "active",
            u->fhir_user ? u->fhir_user : "");
     for (size_t i = 0; i < u->n_patients && i < 8; i++)
         printf("%sPatient/%s", i ? "," : "", u->patients[i]);
@@ -119,13 +121,14 @@ int ehr_cmd_user(int argc, char **argv)
     ehr_err err = {{0}};
     ehr_status st;
     if (!strcmp(verb, "add")) {
-        st = ehr_auth_user_add(auth, &who, username, password, rl, patients, n_patients,
-                               fhir_user, &err);
+        st = ehr_auth_user_add(auth, &who, username, password, rl, patients, n_patients, fhir_user,
+                               &err);
         if (!st)
             printf("ehr user: added %s (%s)%s\n", username, ehr_role_name(rl),
-                   rl == EHR_ROLE_PATIENT || !(EHR_ROLE_BIT(rl) & (EHR_ROLE_BIT(EHR_ROLE_ADMIN) |
-                                                                   EHR_ROLE_BIT(EHR_ROLE_PHYSICIAN) |
-                                                                   EHR_ROLE_BIT(EHR_ROLE_NURSE)))
+                   rl == EHR_ROLE_PATIENT ||
+                           !(EHR_ROLE_BIT(rl) &
+                             (EHR_ROLE_BIT(EHR_ROLE_ADMIN) | EHR_ROLE_BIT(EHR_ROLE_PHYSICIAN) |
+                              EHR_ROLE_BIT(EHR_ROLE_NURSE)))
                        ? ""
                        : "; sets up two-step sign-in (TOTP) at first sign-in");
     } else if (!strcmp(verb, "list")) {

@@ -12,9 +12,9 @@
 
 /* What a visibility check found out about one resource version. */
 typedef struct repo_seen {
-    bool visible;   /* the caller may see it */
-    bool glass;     /* ... only because of a break-glass grant */
-    size_t n;       /* patients recorded (at most 8; for the audit record) */
+    bool visible; /* the caller may see it */
+    bool glass;   /* ... only because of a break-glass grant */
+    size_t n;     /* patients recorded (at most 8; for the audit record) */
     char ids[8][72];
 } repo_seen;
 
@@ -55,13 +55,13 @@ struct repo_event {
     const char *outcome; /* "ok", "denied" */
     const char *type, *id;
     int64_t version;
-    const char *query;   /* search parameters as sent */
-    long long n;         /* results; -1: not a search */
+    const char *query; /* search parameters as sent */
+    long long n;       /* results; -1: not a search */
     const repo_seen *seen;
-    size_t n_patients;   /* written resources: their compartment */
+    size_t n_patients; /* written resources: their compartment */
     const char *const *patients;
-    bool glass;          /* touched a break-glass patient */
-    const char *reason;  /* why it was denied */
+    bool glass;         /* touched a break-glass patient */
+    const char *reason; /* why it was denied */
 };
 
 json_t *repo_event_json(const ehr_repo_ctx *ctx, const struct repo_event *ev);

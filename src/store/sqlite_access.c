@@ -190,10 +190,10 @@ ehr_status ehr_sqlite__audit_list(ehr_store_conn *c, const ehr_store_audit_q *q,
     int rc;
     ehr_status res = EHR_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((res = cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                      (const char *)sqlite3_column_text(st, 2),
-                      (const char *)sqlite3_column_text(st, 3),
-                      (size_t)sqlite3_column_bytes(st, 3))))
+        if ((res =
+                 cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                    (const char *)sqlite3_column_text(st, 2),
+                    (const char *)sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3))))
             break;
     }
     if (!res && rc != SQLITE_DONE)

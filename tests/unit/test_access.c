@@ -8,7 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "auth/policy.h"
 #include "core/json.h"
@@ -256,8 +257,8 @@ static void test_patient_history(void **state)
     assert_false(has(&ids, "Observation/moved/1"));
 }
 
-static ehr_status wr(struct fixture *f, const ehr_repo_ctx *c, const char *method,
-                        const char *type, const char *id, const char *json, const char *cond)
+static ehr_status wr(struct fixture *f, const ehr_repo_ctx *c, const char *method, const char *type,
+                     const char *id, const char *json, const char *cond)
 {
     json_t *j = json ? ehr_json_parse(json, strlen(json), NULL) : NULL;
     ehr_repo_out o = {0};
@@ -271,8 +272,8 @@ static ehr_status wr(struct fixture *f, const ehr_repo_ctx *c, const char *metho
     else if (!strcmp(method, "PUT"))
         st = ehr_repo_update(f->r, c, type, id, j, 0, &o, &is, &err);
     else if (!strcmp(method, "PATCH")) {
-        json_t *patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path", "/status",
-                                  "value", "amended");
+        json_t *patch =
+            json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path", "/status", "value", "amended");
         st = ehr_repo_patch(f->r, c, type, id, patch, 0, &o, &is, &err);
         json_decref(patch);
     } else if (cond)
@@ -295,12 +296,11 @@ static void test_clinician_writes(void **state)
     ehr_repo_ctx c = {.user = "dr", .client = "unit", .policy = &p.p};
     ehr_err err;
     assert_int_equal(wr(f, &c, "POST", "Observation", NULL, OBS("n1", "a"), NULL), EHR_OK);
-    assert_int_equal(wr(f, &c, "POST", "Observation", NULL, OBS("n2", "b"), NULL),
-                     EHR_EFORBIDDEN);
+    assert_int_equal(wr(f, &c, "POST", "Observation", NULL, OBS("n2", "b"), NULL), EHR_EFORBIDDEN);
     assert_int_equal(wr(f, &c, "POST", "Observation", NULL,
-                           "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":"
-                           "{\"text\":\"x\"}}",
-                           NULL),
+                        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":"
+                        "{\"text\":\"x\"}}",
+                        NULL),
                      EHR_EFORBIDDEN); /* in no compartment: would be invisible */
     assert_int_equal(wr(f, &c, "PUT", "Observation", "ob", OBS("ob", "a"), NULL),
                      EHR_EFORBIDDEN); /* b's: can't be taken over */
@@ -315,31 +315,26 @@ static void test_clinician_writes(void **state)
     assert_int_equal(wr(f, &c, "DELETE", "Observation", NULL, NULL, "identifier=urn:t|ob"),
                      EHR_ENOTFOUND);
     assert_int_equal(rd(f, &admin, "Observation", "ob", 0, &err), EHR_OK);
-    assert_int_equal(
-        wr(f, &c, "PUT", "Observation", NULL, OBS("ob", "b"), "identifier=urn:t|ob"),
-        EHR_EFORBIDDEN);
+    assert_int_equal(wr(f, &c, "PUT", "Observation", NULL, OBS("ob", "b"), "identifier=urn:t|ob"),
+                     EHR_EFORBIDDEN);
     /* If-None-Exist matching b's Observation: no match for this caller */
-    assert_int_equal(wr(f, &c, "POST", "Observation", NULL, OBS("ob", "b"),
-                           "identifier=urn:t|ob"),
+    assert_int_equal(wr(f, &c, "POST", "Observation", NULL, OBS("ob", "b"), "identifier=urn:t|ob"),
                      EHR_EFORBIDDEN);
     /* a new Patient joins the clinician's panel */
-    assert_int_equal(wr(f, &c, "POST", "Patient", NULL, "{\"resourceType\":\"Patient\"}",
-                           NULL),
+    assert_int_equal(wr(f, &c, "POST", "Patient", NULL, "{\"resourceType\":\"Patient\"}", NULL),
                      EHR_OK);
     assert_non_null(p.created);
     /* patient users may not write at all */
     struct pol pp;
     pol_init(&pp, EHR_ROLE_PATIENT, NULL);
     ehr_repo_ctx pc = {.user = "pa", .client = "unit", .policy = &pp.p};
-    assert_int_equal(wr(f, &pc, "POST", "Observation", NULL, OBS("n3", "a"), NULL),
-                     EHR_EFORBIDDEN);
+    assert_int_equal(wr(f, &pc, "POST", "Observation", NULL, OBS("n3", "a"), NULL), EHR_EFORBIDDEN);
     assert_int_equal(wr(f, &pc, "DELETE", "Observation", "oa", NULL, NULL), EHR_EFORBIDDEN);
     /* a read-only token of an admin */
     struct pol ro;
     pol_init(&ro, EHR_ROLE_ADMIN, "user/*.rs");
     ehr_repo_ctx rc = {.user = "ad", .client = "unit", .policy = &ro.p};
-    assert_int_equal(wr(f, &rc, "PUT", "Observation", "oa", OBS("oa", "a"), NULL),
-                     EHR_EFORBIDDEN);
+    assert_int_equal(wr(f, &rc, "PUT", "Observation", "oa", OBS("oa", "a"), NULL), EHR_EFORBIDDEN);
     assert_int_equal(rd(f, &rc, "Observation", "ob", 0, &err), EHR_OK);
 }
 
@@ -377,8 +372,7 @@ static void test_audit_of_denials_and_glass(void **state)
     pol_init(&pp, EHR_ROLE_PATIENT, NULL);
     ehr_repo_ctx pc = {.user = "pa", .client = "unit", .policy = &pp.p};
     assert_int_equal(rd(f, &pc, "Observation", "ob", 0, &err), EHR_ENOTFOUND);
-    assert_int_equal(wr(f, &pc, "POST", "Observation", NULL, OBS("n3", "a"), NULL),
-                     EHR_EFORBIDDEN);
+    assert_int_equal(wr(f, &pc, "POST", "Observation", NULL, OBS("n3", "a"), NULL), EHR_EFORBIDDEN);
     ehr_store_conn *conn;
     assert_int_equal(ehr_repo_conn(f->r, &conn, &err), EHR_OK);
     struct audit_count ac = {0};

@@ -3,12 +3,13 @@
  * vectors, base32, argon2id, JWT sign/verify (and the attacks on it),
  * SMART scope parsing, and the access decision, table-driven.
  */
+#include <openssl/evp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <openssl/evp.h>
+
+#include <cmocka.h> /* after the headers it needs */
 #include <string.h>
 
 #include "auth/crypto.h"
@@ -36,7 +37,7 @@ static void test_totp_rfc6238(void **state)
         int64_t t;
         uint32_t code;
     } v[] = {
-        {59, 94287082},         {1111111109, 7081804}, {1111111111, 14050471},
+        {59, 94287082},         {1111111109, 7081804},  {1111111111, 14050471},
         {1234567890, 89005924}, {2000000000, 69279037}, {20000000000LL, 65353130},
     };
     const char *key = "12345678901234567890";
@@ -75,8 +76,13 @@ static void test_base32(void **state)
     /* RFC 4648 section 10, without padding */
     static const struct {
         const char *in, *out;
-    } v[] = {{"", ""},         {"f", "MY"},         {"fo", "MZXQ"},       {"foo", "MZXW6"},
-             {"foob", "MZXW6YQ"}, {"fooba", "MZXW6YTB"}, {"foobar", "MZXW6YTBOI"}};
+    } v[] = {{"", ""},
+             {"f", "MY"},
+             {"fo", "MZXQ"},
+             {"foo", "MZXW6"},
+             {"foob", "MZXW6YQ"},
+             {"fooba", "MZXW6YTB"},
+             {"foobar", "MZXW6YTBOI"}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         ehr_buf b = EHR_BUF_INIT, d = EHR_BUF_INIT;
         assert_int_equal(ehr_base32_encode(v[i].in, strlen(v[i].in), &b), EHR_OK);
@@ -129,7 +135,7 @@ static void test_password_rules(void **state)
         const char *pw, *user;
         bool ok;
     } v[] = {
-        {"short", "u", false},      {"12345678", "u", false},  {"Password", "u", false},
+        {"short", "u", false},           {"12345678", "u", false},       {"Password", "u", false},
         {"alice-2026!", "alice", false}, {"tr0ub4dor&3", "alice", true}, {"eightchr", "bob", true},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
@@ -208,10 +214,10 @@ static void test_jwt_sign_verify(void **state)
         const char *other[] = {"RS512", NULL};
         assert_int_not_equal(ehr_jwt_verify(jwt.data, other, jwks, &out, &err), EHR_OK);
         /* signed by another key of the same kind */
-        EVP_PKEY *k2 = v[i].alg[0] == 'R' ? ehr_rsa_new()
-                                          : EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-                                                              v[i].alg[2] == '2' ? "P-256"
-                                                                                 : "P-384");
+        EVP_PKEY *k2 =
+            v[i].alg[0] == 'R'
+                ? ehr_rsa_new()
+                : EVP_PKEY_Q_keygen(NULL, NULL, "EC", v[i].alg[2] == '2' ? "P-256" : "P-384");
         json_t *jwks2 = jwks_of(k2, "k1", v[i].alg);
         assert_int_not_equal(ehr_jwt_verify(jwt.data, algs, jwks2, &out, &err), EHR_OK);
         /* a kid the JWKS does not have */
@@ -419,14 +425,14 @@ static void test_decisions(void **state)
         bool panel_mode;
         ehr_access access;
         const char *type;
-        int want;           /* DENY, ALL (unlimited), LIM */
-        const char *first;  /* LIM: the first allowed patient */
+        int want;          /* DENY, ALL (unlimited), LIM */
+        const char *first; /* LIM: the first allowed patient */
     } v[] = {
         /* roles alone */
         {"admin reads anything", true, EHR_ROLE_ADMIN, NULL, NULL, true, EHR_ACCESS_READ,
          "Observation", ALL, NULL},
-        {"admin cannot write AuditEvent", true, EHR_ROLE_ADMIN, NULL, NULL, true,
-         EHR_ACCESS_CREATE, "AuditEvent", DENY, NULL},
+        {"admin cannot write AuditEvent", true, EHR_ROLE_ADMIN, NULL, NULL, true, EHR_ACCESS_CREATE,
+         "AuditEvent", DENY, NULL},
         {"physician panel: chart limited", true, EHR_ROLE_PHYSICIAN, NULL, NULL, true,
          EHR_ACCESS_SEARCH, "Observation", LIM, "a"},
         {"physician panel: any Patient", true, EHR_ROLE_PHYSICIAN, NULL, NULL, true,
@@ -435,26 +441,26 @@ static void test_decisions(void **state)
          "Condition", ALL, NULL},
         {"physician reads Practitioner", true, EHR_ROLE_PHYSICIAN, NULL, NULL, true,
          EHR_ACCESS_READ, "Practitioner", ALL, NULL},
-        {"physician no AuditEvent", true, EHR_ROLE_PHYSICIAN, NULL, NULL, true,
-         EHR_ACCESS_SEARCH, "AuditEvent", DENY, NULL},
+        {"physician no AuditEvent", true, EHR_ROLE_PHYSICIAN, NULL, NULL, true, EHR_ACCESS_SEARCH,
+         "AuditEvent", DENY, NULL},
         {"nurse cannot delete", true, EHR_ROLE_NURSE, NULL, NULL, false, EHR_ACCESS_DELETE,
          "Observation", DENY, NULL},
-        {"nurse updates", true, EHR_ROLE_NURSE, NULL, NULL, false, EHR_ACCESS_UPDATE,
-         "Observation", ALL, NULL},
+        {"nurse updates", true, EHR_ROLE_NURSE, NULL, NULL, false, EHR_ACCESS_UPDATE, "Observation",
+         ALL, NULL},
         {"front desk: no chart", true, EHR_ROLE_FRONT_DESK, NULL, NULL, true, EHR_ACCESS_READ,
          "Observation", DENY, NULL},
-        {"front desk: appointments", true, EHR_ROLE_FRONT_DESK, NULL, NULL, true,
-         EHR_ACCESS_CREATE, "Appointment", ALL, NULL},
-        {"biller: claims", true, EHR_ROLE_BILLER, NULL, NULL, true, EHR_ACCESS_DELETE, "Claim",
-         ALL, NULL},
-        {"biller: diagnoses, read only", true, EHR_ROLE_BILLER, NULL, NULL, true,
-         EHR_ACCESS_UPDATE, "Condition", DENY, NULL},
+        {"front desk: appointments", true, EHR_ROLE_FRONT_DESK, NULL, NULL, true, EHR_ACCESS_CREATE,
+         "Appointment", ALL, NULL},
+        {"biller: claims", true, EHR_ROLE_BILLER, NULL, NULL, true, EHR_ACCESS_DELETE, "Claim", ALL,
+         NULL},
+        {"biller: diagnoses, read only", true, EHR_ROLE_BILLER, NULL, NULL, true, EHR_ACCESS_UPDATE,
+         "Condition", DENY, NULL},
         {"biller: no notes", true, EHR_ROLE_BILLER, NULL, NULL, true, EHR_ACCESS_READ,
          "DocumentReference", DENY, NULL},
         {"auditor: AuditEvent", true, EHR_ROLE_AUDITOR, NULL, NULL, true, EHR_ACCESS_SEARCH,
          "AuditEvent", ALL, NULL},
-        {"auditor: no chart", true, EHR_ROLE_AUDITOR, NULL, NULL, true, EHR_ACCESS_READ,
-         "Patient", DENY, NULL},
+        {"auditor: no chart", true, EHR_ROLE_AUDITOR, NULL, NULL, true, EHR_ACCESS_READ, "Patient",
+         DENY, NULL},
         {"patient: own chart", true, EHR_ROLE_PATIENT, NULL, NULL, true, EHR_ACCESS_READ,
          "Observation", LIM, "a"},
         {"patient: own Patient, limited", true, EHR_ROLE_PATIENT, NULL, NULL, true,
@@ -485,11 +491,11 @@ static void test_decisions(void **state)
         {"system/ scope for a user: nothing", true, EHR_ROLE_ADMIN, "system/*.rs", NULL, false,
          EHR_ACCESS_READ, "Observation", DENY, NULL},
         {"granular scope: not enforced, not granted", true, EHR_ROLE_PATIENT,
-         "patient/Observation.rs?category=laboratory", "a", true, EHR_ACCESS_READ,
-         "Observation", DENY, NULL},
+         "patient/Observation.rs?category=laboratory", "a", true, EHR_ACCESS_READ, "Observation",
+         DENY, NULL},
         /* backend services */
-        {"backend: system/*.rs", false, EHR_ROLE_N, "system/*.rs", NULL, true,
-         EHR_ACCESS_SEARCH, "Observation", ALL, NULL},
+        {"backend: system/*.rs", false, EHR_ROLE_N, "system/*.rs", NULL, true, EHR_ACCESS_SEARCH,
+         "Observation", ALL, NULL},
         {"backend: read only", false, EHR_ROLE_N, "system/*.rs", NULL, true, EHR_ACCESS_DELETE,
          "Observation", DENY, NULL},
         {"backend: user/ scope means nothing", false, EHR_ROLE_N, "user/*.cruds", NULL, true,
@@ -528,13 +534,13 @@ static void test_decisions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hotp_rfc4226),  cmocka_unit_test(test_totp_rfc6238),
-        cmocka_unit_test(test_totp_check),    cmocka_unit_test(test_base32),
+        cmocka_unit_test(test_hotp_rfc4226),    cmocka_unit_test(test_totp_rfc6238),
+        cmocka_unit_test(test_totp_check),      cmocka_unit_test(test_base32),
         cmocka_unit_test(test_totp_uri_and_qr), cmocka_unit_test(test_argon2id),
-        cmocka_unit_test(test_password_rules), cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_password_rules),  cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_jwt_sign_verify), cmocka_unit_test(test_jwt_attacks),
-        cmocka_unit_test(test_jwk_roundtrip), cmocka_unit_test(test_scope_parse),
-        cmocka_unit_test(test_scope_narrow),  cmocka_unit_test(test_categories),
+        cmocka_unit_test(test_jwk_roundtrip),   cmocka_unit_test(test_scope_parse),
+        cmocka_unit_test(test_scope_narrow),    cmocka_unit_test(test_categories),
         cmocka_unit_test(test_decisions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
