@@ -107,7 +107,7 @@ CPU=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*:[[:s
     echo "## $NOW — commit $COMMIT — security (bench/auth.sh)"
     echo
     echo "Machine: $(nproc) CPU(s), ${CPU:-?}, load average before: $(cut -d' ' -f1-3 /proc/loadavg); wrk on the same machine, keep-alive, $DURATION per run."
-    echo "Both servers audit every read durably (group commit, synchronous=FULL); they differ only in the token check."
+    echo "Both servers audit every read before answering it (group commit; audit-only batches are appended to the WAL and fsynced within 1 s, docs/security.md); they differ only in the token check."
     echo
     echo "| what | connections | req/s | p50 ms | p99 ms | errors |"
     echo "|---|---:|---:|---:|---:|---:|"

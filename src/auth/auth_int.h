@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "auth/auth.h"
 #include "auth/crypto.h"
@@ -26,6 +27,7 @@ struct ehr_auth {
     char kid[48];
     char dummy_hash[EHR_PW_HASH_LEN]; /* verified against for unknown users */
     bool have_dummy;
+    atomic_uint issued; /* tokens issued: expired documents are purged every 1000 */
 };
 
 #define US 1000000LL /* microseconds per second */

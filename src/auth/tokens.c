@@ -293,6 +293,12 @@ static ehr_status put_token(ehr_auth *a, const auth_grant *g, const char *type, 
 ehr_status auth_issue(ehr_auth *a, const auth_grant *g, json_t **resp, ehr_err *err)
 {
     *resp = NULL;
+    /* expired codes, tokens, sessions, jtis go away now and then (and at start) */
+    if (atomic_fetch_add(&a->issued, 1) % 1000 == 999) {
+        ehr_store_conn *c;
+        if (!ehr_repo_conn(a->repo, &c, NULL))
+            EHR_STORE_CALL(c, obj_purge, NULL);
+    }
     int64_t now = ehr_time_now_us();
     int ttl = g->ttl > 0 ? g->ttl : a->cfg.access_ttl;
     ehr_buf scope = EHR_BUF_INIT, at = EHR_BUF_INIT, rt = EHR_BUF_INIT, idt = EHR_BUF_INIT;

@@ -448,6 +448,9 @@ static void run_batch(ehr_repo *r, struct wjob *batch)
             }
     } else if (log_only) {
         atomic_store(&r->unsynced, true);
+        /* this thread's connection also serves writes outside the queue
+           (auth's documents): back to fsync at commit */
+        EHR_STORE_CALL(c, set_sync, true, NULL);
     } else {
         atomic_store(&r->unsynced, false); /* the fsync took the earlier records too */
     }
