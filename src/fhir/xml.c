@@ -1301,6 +1301,10 @@ static void write_prim(struct writer *w, const ehr_fhir_type *t, const char *nam
             }
         }
     }
+    if (!v && !id && !ext) {
+        wfail(w, "%s has neither a value nor an id or extensions", name);
+        return;
+    }
     if (t->prim == EHR_PRIM_XHTML) {
         const char *s = ehr_json_string(v);
         if (x)

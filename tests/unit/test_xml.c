@@ -606,6 +606,8 @@ static const struct {
      "Patient.name[0].given", "same number of items"},
     {"null without extension", "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"a\",null]}]}",
      "Patient.name[0].given[1]", "null and has no extensions"},
+    {"empty _x without a value", "{\"resourceType\":\"Patient\",\"_gender\":{}}",
+     "Patient.gender", "neither a value nor an id or extensions"},
     {"_ on a complex element", "{\"resourceType\":\"Patient\",\"_name\":[{\"id\":\"x\"}]}",
      "Patient._name", "cannot carry"},
     {"unknown property in _x", "{\"resourceType\":\"Patient\",\"_gender\":{\"foo\":1}}",
