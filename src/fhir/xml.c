@@ -142,7 +142,7 @@ struct reader {
     struct nsuse {
         char *prefix, *uri;
         bool declared;
-    } *ns;
+    } * ns;
     size_t n_ns, cap_ns;
     ehr_buf path; /* location of the innermost frame, FHIRPath-style */
     ehr_buf scratch;
@@ -190,6 +190,27 @@ static void path_truncate(ehr_buf *b, size_t len)
         b->data[len] = '\0';
 }
 
+/* ".name" and "[i]" steps of a location, without printf (one per element
+   read or written). */
+static ehr_status path_name(ehr_buf *b, const char *name)
+{
+    ehr_status st = ehr_buf_putc(b, '.');
+    return st ? st : ehr_buf_puts(b, name);
+}
+
+static ehr_status path_index(ehr_buf *b, size_t i)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    digits[--n] = ']';
+    do {
+        digits[--n] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    digits[--n] = '[';
+    return ehr_buf_append(b, digits + n, sizeof digits - n);
+}
+
 /* Append the step for element e (JSON name key) to the location. */
 static void path_step(struct reader *r, const ehr_fhir_element *e, const ehr_fhir_type *ct,
                       const char *key, bool indexed, size_t index)
@@ -205,10 +226,10 @@ static void path_step(struct reader *r, const ehr_fhir_element *e, const ehr_fhi
                                                                          : suffix[0],
                             suffix[0] ? suffix + 1 : "");
     } else {
-        st = ehr_buf_printf(&r->path, ".%s", key);
+        st = path_name(&r->path, key);
     }
     if (!st && indexed)
-        st = ehr_buf_printf(&r->path, "[%zu]", index);
+        st = path_index(&r->path, index);
     if (st)
         oom(r);
 }
@@ -219,7 +240,7 @@ static void path_step(struct reader *r, const ehr_fhir_element *e, const ehr_fhi
 static const char *path_child(struct reader *r, const char *name, size_t *old)
 {
     *old = r->path.len;
-    if (ehr_buf_printf(&r->path, ".%s", name))
+    if (path_name(&r->path, name))
         return r->path.data;
     return r->path.data ? r->path.data : "";
 }
@@ -538,9 +559,8 @@ static void ns_note(struct reader *r, const xmlChar *prefix, const xmlChar *uri,
 }
 
 /* The namespaces an element of the div declares and uses. */
-static void ns_scan(struct reader *r, const xmlChar *prefix, const xmlChar *uri,
-                    int nb_namespaces, const xmlChar **namespaces, int nb_attributes,
-                    const xmlChar **attributes)
+static void ns_scan(struct reader *r, const xmlChar *prefix, const xmlChar *uri, int nb_namespaces,
+                    const xmlChar **namespaces, int nb_attributes, const xmlChar **attributes)
 {
     for (int i = 0; i < nb_namespaces; i++)
         ns_note(r, namespaces[2 * i], namespaces[2 * i + 1], true);
@@ -1140,6 +1160,14 @@ static bool too_deep(struct writer *w)
 
 static void wpath(struct writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+static void wpath_status(struct writer *w, ehr_status st)
+{
+    if (st && w->st == EHR_OK) {
+        w->st = st;
+        ehr_err_set(w->err, st, "out of memory");
+    }
+}
+
 static void wpath(struct writer *w, const char *fmt, ...)
 {
     va_list ap;
@@ -1432,7 +1460,7 @@ static void write_element(struct writer *w, const ehr_fhir_element *e, const ehr
               prim && suffix[0] >= 'A' && suffix[0] <= 'Z' ? suffix[0] - 'A' + 'a' : suffix[0],
               suffix[0] ? suffix + 1 : "");
     } else {
-        wpath(w, ".%s", name);
+        wpath_status(w, path_name(&w->path, name));
     }
     if (v && json_is_null(v))
         v = NULL;
@@ -1459,7 +1487,7 @@ static void write_element(struct writer *w, const ehr_fhir_element *e, const ehr
     size_t n = nv > nx ? nv : nx;
     size_t ilen = w->path.len;
     for (size_t i = 0; i < n && !w->st; i++) {
-        wpath(w, "[%zu]", i);
+        wpath_status(w, path_index(&w->path, i));
         const json_t *vi = v ? json_array_get(v, i) : NULL;
         const json_t *xi = x ? json_array_get(x, i) : NULL;
         write_one(w, ct, name, json_is_null(vi) ? NULL : vi, json_is_null(xi) ? NULL : xi);

@@ -47,7 +47,8 @@ static bool same(const json_t *a, const json_t *b)
             return false;
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)a, k, v) {
+        json_object_foreach((json_t *)a, k, v)
+        {
             if (!same(v, json_object_get(b, k)))
                 return false;
         }
@@ -81,10 +82,12 @@ static void normalise(json_t *j)
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach(j, k, v) {
+    json_object_foreach(j, k, v)
+    {
         normalise(v);
     }
-    json_object_foreach_safe(j, tmp, k, v) {
+    json_object_foreach_safe(j, tmp, k, v)
+    {
         if (k[0] != '_')
             continue;
         if (json_is_object(v) && json_object_size(v) == 0) {
@@ -104,7 +107,8 @@ static void normalise(json_t *j)
         if (!any)
             json_object_del(j, k);
     }
-    json_object_foreach_safe(j, tmp, k, v) {
+    json_object_foreach_safe(j, tmp, k, v)
+    {
         bool all_null = json_is_array(v) && json_array_size(v) > 0;
         for (size_t i = 0; all_null && i < json_array_size(v); i++)
             all_null = json_is_null(json_array_get(v, i));
@@ -158,8 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int pretty = 0; pretty < 2; pretty++) {
         ehr_buf x = EHR_BUF_INIT;
         if (ehr_fhir_json_to_xml(a, pretty, &x, &err) != EHR_OK) {
-            fprintf(stderr, "fuzz_xml: read but cannot write back: %s at %s\n", err.msg,
-                    err.where);
+            fprintf(stderr, "fuzz_xml: read but cannot write back: %s at %s\n", err.msg, err.where);
             abort();
         }
         json_t *b = ehr_fhir_xml_to_json(x.data, x.len, NULL, &err);
