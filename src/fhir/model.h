@@ -119,7 +119,10 @@ struct ehr_fhir_type {
  *  - an element's types use the constrained type where the definition names
  *    a profile (MedicationRequest.dispenseRequest.quantity is SimpleQuantity);
  *  - elements of type Resource (contained, Bundle.entry.resource) hold any
- *    resource, selected by its resourceType.
+ *    resource, selected by its resourceType;
+ *  - the package patches a few R4 definitions (Meta.project, Binary.url,
+ *    R5 shapes of ResearchStudy and EvidenceVariable.characteristic, the R4B
+ *    SubscriptionStatus); the generator undoes that, so the tables are R4's.
  */
 
 /* All types, sorted by name. */
@@ -146,6 +149,23 @@ const ehr_fhir_type *ehr_fhir_resource_type(const char *name);
  */
 const ehr_fhir_element *ehr_fhir_element_find(const ehr_fhir_type *t, const char *name, size_t len,
                                               const ehr_fhir_type **choice_type);
+
+/*
+ * The element of t with this FHIR name (length len), as written in the
+ * definitions and in FHIRPath: "value" finds Observation.value[x], and
+ * "valueQuantity" finds nothing. Returns NULL for an unknown name.
+ */
+const ehr_fhir_element *ehr_fhir_element_get(const ehr_fhir_type *t, const char *name, size_t len);
+
+/*
+ * The JSON property name of choice element e holding a value of type t
+ * ("value" + Quantity -> "valueQuantity", dateTime -> "valueDateTime"),
+ * written NUL-terminated into buf. For an element that is not a choice it
+ * is the element's name. Returns the name's length; when that is >= size
+ * the name was truncated (as snprintf).
+ */
+size_t ehr_fhir_json_name(const ehr_fhir_element *e, const ehr_fhir_type *t, char *buf,
+                          size_t size);
 
 /* True when t is ancestor or derives from it (Patient is-a Resource). */
 bool ehr_fhir_type_is_a(const ehr_fhir_type *t, const ehr_fhir_type *ancestor);

@@ -25,7 +25,7 @@
 
 #define DEFAULT_MAX_DEPTH 64
 /* scratch slots per object: more than any type has, else the heap is used */
-#define LOCAL_SLOTS 128
+#define LOCAL_SLOTS 64
 
 struct ctx {
     ehr_fhir_issues *issues;
@@ -172,25 +172,15 @@ static const char *similar_name(const ehr_fhir_type *t, const char *key)
     return NULL;
 }
 
-/* The element named name (a choice by its bare name, "value"), or NULL. */
-static const ehr_fhir_element *element_named(const ehr_fhir_type *t, const char *name)
-{
-    for (uint32_t i = 0; i < t->n_elements; i++)
-        if (strcmp(t->elements[i].name, name) == 0)
-            return &t->elements[i];
-    return NULL;
-}
-
 /* "valueQuantity, valueString, ..." for a choice element, into buf */
 static void choice_names(const ehr_fhir_element *e, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = 0;
-    for (uint16_t k = 0; k < e->n_types && n + 1 < size; k++) {
-        const char *code = e->types[k]->code;
-        int w =
-            snprintf(buf + n, size - n, "%s%s%c%s", k ? ", " : "", e->name,
-                     code[0] >= 'a' && code[0] <= 'z' ? code[0] - 'a' + 'A' : code[0], code + 1);
+    for (uint16_t k = 0; k < e->n_types; k++) {
+        char name[80];
+        ehr_fhir_json_name(e, e->types[k], name, sizeof name);
+        int w = snprintf(buf + n, size - n, "%s%s", k ? ", " : "", name);
         if (w < 0 || (size_t)w >= size - n) {
             if (size > 4)
                 memcpy(buf + size - 4, "...", 4);
@@ -236,8 +226,9 @@ static void check_binding_code(struct ctx *c, const ehr_fhir_element *e, const c
         return;
     char list[400];
     code_list(vs, list, sizeof list);
-    issue(c, "code-invalid", "'%s' is not a valid code here: use one of %s (required value set %s)",
-          code, list, vs->url);
+    issue(c, "code-invalid",
+          "'%.80s' is not a valid code here: use one of %s (required value set %s)", code, list,
+          vs->url);
 }
 
 /* True when v is a well-formed value of the primitive type t. */
@@ -279,8 +270,8 @@ static bool check_primitive(struct ctx *c, const ehr_fhir_element *e, const ehr_
                   "in a property named '_' + its name",
                   t->name, prim_json(p));
         else if (ehr_json_is_string(v) && p != EHR_PRIM_BOOLEAN)
-            issue(c, "structure", "a %s must be %s, not a string: write %s without quotes", t->name,
-                  prim_json(p), ehr_json_string(v));
+            issue(c, "structure", "a %s must be %s, not a string: write %.40s without quotes",
+                  t->name, prim_json(p), ehr_json_string(v));
         else
             issue(c, "structure", "a %s must be %s, not %s", t->name, prim_json(p), json_kind(v));
         return false;
@@ -324,8 +315,8 @@ static void check_coding_binding(struct ctx *c, const ehr_fhir_valueset *vs, con
     char list[400];
     code_list(vs, list, sizeof list);
     issue(c, "code-invalid",
-          "'%s' is not a code of %s allowed here: use one of %s (required value set %s)", code,
-          system, list, vs->url);
+          "'%.80s' is not a code of %.200s allowed here: use one of %s (required value set %s)",
+          code, system, list, vs->url);
     path_reset(c, m);
 }
 
@@ -489,6 +480,55 @@ static void validate_value(struct ctx *c, const ehr_fhir_element *e, const ehr_f
 
 /* ---- objects ------------------------------------------------------------ */
 
+/* The reports below are kept out of validate_object, which recurses, so
+   that their buffers don't grow every level's stack frame. */
+
+/* An unknown JSON property key in an object of type t. */
+static __attribute__((noinline)) void report_unknown(struct ctx *c, const ehr_fhir_type *t,
+                                                     const char *key)
+{
+    bool under = key[0] == '_';
+    const char *name = under ? key + 1 : key;
+    const char *like = similar_name(t, name);
+    const ehr_fhir_element *ch = NULL;
+    for (uint32_t i = 0; i < t->n_elements && !ch; i++)
+        if (t->elements[i].is_choice &&
+            strncmp(name, t->elements[i].name, strlen(t->elements[i].name)) == 0)
+            ch = &t->elements[i];
+    if (ch) {
+        char names[600];
+        choice_names(ch, names, sizeof names);
+        issue(c, "structure", "'%.80s' is not a valid name for %s[x]: use one of %s", key, ch->name,
+              names);
+    } else if (like) {
+        issue(c, "structure",
+              "unknown element '%.80s' in %s: did you mean '%s%s'? (names are case-sensitive)", key,
+              t->name, under ? "_" : "", like);
+    } else if (strcmp(key, "resourceType") == 0) {
+        issue(c, "structure", "resourceType is only allowed on a resource, not in a %s", t->name);
+    } else {
+        issue(c, "structure",
+              "unknown element '%.80s' in %s: remove it, or carry the data in an extension", key,
+              t->name);
+    }
+}
+
+/* A required element e that is absent. */
+static __attribute__((noinline)) void report_missing(struct ctx *c, const ehr_fhir_element *e)
+{
+    if (e->is_choice) {
+        char names[600];
+        choice_names(e, names, sizeof names);
+        issue(c, "required", "missing required element %s[x]: add one of %s", e->name, names);
+    } else {
+        char max[16] = "*";
+        if (e->max != UINT32_MAX)
+            snprintf(max, sizeof max, "%u", e->max);
+        issue(c, "required", "missing required element '%s' (%s has cardinality %u..%s): add it",
+              e->name, e->path, e->min, max);
+    }
+}
+
 struct slot {
     const char *key;        /* the JSON property that gave this element a value */
     const ehr_fhir_type *t; /* for a choice, the variant used */
@@ -536,30 +576,7 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
         const ehr_fhir_element *e = ehr_fhir_element_find(t, name, strlen(name), &vt);
         if (!e) {
             path_child(c, key);
-            const char *like = similar_name(t, name);
-            const ehr_fhir_element *ch = NULL;
-            for (uint32_t i = 0; i < t->n_elements && !ch; i++)
-                if (t->elements[i].is_choice &&
-                    strncmp(name, t->elements[i].name, strlen(t->elements[i].name)) == 0)
-                    ch = &t->elements[i];
-            if (ch) {
-                char names[600];
-                choice_names(ch, names, sizeof names);
-                issue(c, "structure", "'%s' is not a valid name for %s[x]: use one of %s", key,
-                      ch->name, names);
-            } else if (like) {
-                issue(c, "structure",
-                      "unknown element '%s' in %s: did you mean '%s%s'? (names are "
-                      "case-sensitive)",
-                      key, t->name, under ? "_" : "", like);
-            } else if (strcmp(key, "resourceType") == 0) {
-                issue(c, "structure", "resourceType is only allowed on a resource, not in a %s",
-                      t->name);
-            } else {
-                issue(c, "structure",
-                      "unknown element '%s' in %s: remove it, or carry the data in an extension",
-                      key, t->name);
-            }
+            report_unknown(c, t, key);
             path_reset(c, m);
             continue;
         }
@@ -568,7 +585,7 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
             if (!vt || vt->kind != EHR_FHIR_KIND_PRIMITIVE) {
                 path_child(c, key);
                 issue(c, "structure",
-                      "'%s' is only for primitive values, but %s is a %s: put id and extension "
+                      "'%.80s' is only for primitive values, but %s is a %s: put id and extension "
                       "inside the object itself",
                       key, name, vt ? vt->name : "complex element");
                 path_reset(c, m);
@@ -620,22 +637,14 @@ static void validate_object(struct ctx *c, const json_t *obj, const ehr_fhir_typ
             const ehr_fhir_element *e = &t->elements[i];
             if (e->min > 0 && !slots[i].key) {
                 path_child(c, e->name);
-                if (e->is_choice) {
-                    char names[600];
-                    choice_names(e, names, sizeof names);
-                    issue(c, "required", "missing required element %s[x] (one of %s)", e->name,
-                          names);
-                } else {
-                    issue(c, "required", "missing required element '%s' (%s has %u..%s)", e->name,
-                          e->path, e->min, e->max == UINT32_MAX ? "*" : "1");
-                }
+                report_missing(c, e);
                 path_reset(c, m);
             }
         }
         /* ext-1: an extension has a value or nested extensions, not both */
         if (t == c->t_extension) {
-            const ehr_fhir_element *ve = element_named(t, "value");
-            const ehr_fhir_element *xe = element_named(t, "extension");
+            const ehr_fhir_element *ve = ehr_fhir_element_get(t, "value", 5);
+            const ehr_fhir_element *xe = ehr_fhir_element_get(t, "extension", 9);
             bool has_v = ve && slots[ve - t->elements].key;
             bool has_x = xe && slots[xe - t->elements].key;
             if (has_v && has_x)
@@ -678,22 +687,22 @@ static void validate_resource(struct ctx *c, const json_t *v, const ehr_fhir_typ
         const ehr_fhir_type *any = ehr_fhir_type_find(rt, strlen(rt));
         if (any)
             issue(c, "not-supported",
-                  "'%s' is not a resource type (it is a %s): use a resource type such as "
+                  "'%.80s' is not a resource type (it is a %s): use a resource type such as "
                   "Patient or Observation",
                   rt, any->kind == EHR_FHIR_KIND_PRIMITIVE ? "primitive data type" : "data type");
         else
             issue(c, "not-supported",
-                  "unknown resourceType '%s': use one of the FHIR R4 resource types "
+                  "unknown resourceType '%.80s': use one of the FHIR R4 resource types "
                   "(names are case-sensitive, e.g. Patient)",
                   rt);
         return;
     }
     if (t->is_abstract) {
-        issue(c, "structure", "%s is abstract: use a concrete resource type", rt);
+        issue(c, "structure", "%.80s is abstract: use a concrete resource type", rt);
         return;
     }
     if (expected && !ehr_fhir_type_is_a(t, expected)) {
-        issue(c, "structure", "expected a resource of type %s, not %s", expected->name, rt);
+        issue(c, "structure", "expected a resource of type %s, not %.80s", expected->name, rt);
         return;
     }
     if (contained) {

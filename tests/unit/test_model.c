@@ -196,6 +196,36 @@ static void test_choice(void **state)
     elem("Dosage.doseAndRate", "doseQuantity", &ct);
     assert_int_equal(ct, type("SimpleQuantity"));
     assert_string_equal(ct->code, "Quantity");
+    /* by FHIR name, and back to JSON names */
+    e = ehr_fhir_element_get(type("Observation"), "value", 5);
+    assert_non_null(e);
+    assert_true(e->is_choice);
+    assert_null(ehr_fhir_element_get(type("Observation"), "valueQuantity", 13));
+    assert_int_equal(ehr_fhir_element_get(type("Patient"), "birthDate", 9),
+                     elem("Patient", "birthDate", NULL));
+    char buf[32];
+    assert_int_equal(ehr_fhir_json_name(e, type("dateTime"), buf, sizeof buf), 13);
+    assert_string_equal(buf, "valueDateTime");
+    ehr_fhir_json_name(e, type("SimpleQuantity"), buf, sizeof buf);
+    assert_string_equal(buf, "valueQuantity");
+    assert_int_equal(ehr_fhir_json_name(e, type("CodeableConcept"), buf, 6), 20);
+    assert_string_equal(buf, "value");
+    ehr_fhir_json_name(elem("Patient", "birthDate", NULL), type("date"), buf, sizeof buf);
+    assert_string_equal(buf, "birthDate");
+    /* every choice type's JSON name finds the element and the type again */
+    for (size_t i = 0; i < ehr_fhir_n_types; i++) {
+        const ehr_fhir_type *t = &ehr_fhir_types[i];
+        for (uint32_t k = 0; k < t->n_elements; k++) {
+            const ehr_fhir_element *ce = &t->elements[k];
+            for (uint16_t x = 0; ce->is_choice && x < ce->n_types; x++) {
+                char jn[80];
+                size_t len = ehr_fhir_json_name(ce, ce->types[x], jn, sizeof jn);
+                assert_true(len < sizeof jn);
+                assert_int_equal(ehr_fhir_element_find(t, jn, len, &ct), ce);
+                assert_int_equal(ct, ce->types[x]);
+            }
+        }
+    }
     /* choice_type may be NULL */
     assert_non_null(ehr_fhir_element_find(type("Observation"), "valueBoolean", 12, NULL));
 }
@@ -290,6 +320,40 @@ static void test_bindings(void **state)
     assert_true(ehr_fhir_valueset_has(elem("Quantity", "comparator", NULL)->binding, NULL, "<="));
 }
 
+/* The package patches some R4 definitions; the model is R4's (see gen_model.js). */
+static void test_r4_not_medplum(void **state)
+{
+    const ehr_fhir_type *ct;
+    assert_null(ehr_fhir_element_find(type("Meta"), "project", 7, NULL));
+    assert_null(ehr_fhir_element_find(type("Meta"), "compartment", 11, NULL));
+    assert_int_equal(type("Meta")->n_elements, 8); /* id extension versionId lastUpdated
+                                                      source profile security tag */
+    assert_null(ehr_fhir_element_find(type("Binary"), "url", 3, NULL));
+    assert_null(ehr_fhir_element_find(type("ResearchStudy"), "name", 4, NULL));
+    elem("ResearchStudy", "sponsor", NULL);
+    const ehr_fhir_element *e = elem("EvidenceVariable.characteristic", "definitionReference", &ct);
+    assert_int_equal(e->min, 1);
+    assert_int_equal(ct, type("Reference"));
+    elem("EvidenceVariable.characteristic", "groupMeasure", NULL);
+    assert_null(ehr_fhir_type_find("EvidenceVariable.characteristic.definitionByCombination", 56));
+    elem("Bundle.entry.response", "outcome", &ct);
+    assert_int_equal(ct, type("Resource"));
+    e = elem("AuditEvent.source", "observer", NULL);
+    for (const char *const *p = e->target_profiles; *p; p++)
+        assert_non_null(ehr_fhir_resource_type(*p));
+    e = elem("DetectedIssue", "status", NULL);
+    assert_string_equal(e->binding->url, "http://hl7.org/fhir/ValueSet/observation-status");
+    /* long paths that dataelements.json can't tell apart stay */
+    elem("MedicinalProductIngredient.specifiedSubstance.strength", "presentation", NULL);
+    elem("MedicinalProductIngredient.specifiedSubstance.strength", "presentationLowLimit", NULL);
+    /* every Reference target is an R4 resource type (or Resource) */
+    for (size_t i = 0; i < ehr_fhir_n_types; i++)
+        for (uint32_t k = 0; k < ehr_fhir_types[i].n_elements; k++)
+            for (const char *const *p = ehr_fhir_types[i].elements[k].target_profiles; p && *p; p++)
+                if (!ehr_fhir_type_find(*p, strlen(*p)))
+                    fail_msg("%s: unknown target %s", ehr_fhir_types[i].elements[k].path, *p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_choice),
         cmocka_unit_test(test_backbone_and_references),
         cmocka_unit_test(test_bindings),
+        cmocka_unit_test(test_r4_not_medplum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
