@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "core/util.h"
+#include "fhir/xml.h"
 #include "http/http.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
@@ -32,7 +33,8 @@ static void usage(FILE *f)
             "  --db PATH         SQLite database file (default %s), created if missing\n"
             "  --postgres INFO   PostgreSQL connection string instead of SQLite\n"
             "  --bind ADDR       address to listen on (default 0.0.0.0)\n"
-            "  --threads N       worker threads (default: number of CPUs)\n"
+            "  --threads N       worker threads (default: 4 per CPU, so that writes waiting\n"
+            "                    for the disk can share a commit)\n"
             "  --max-body BYTES  largest request body accepted (default 16777216); larger\n"
             "                    ones are answered 413\n"
             "  --base-url URL    the public base of the FHIR API, used in links\n"
@@ -102,6 +104,10 @@ int ehr_cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+    if (hc.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        hc.threads = (unsigned)(n > 0 ? n * 4 : 4);
+    }
     if ((hc.tls_cert == NULL) != (hc.tls_key == NULL)) {
         fprintf(stderr, "ehr serve: --tls-cert and --tls-key go together\n");
         return 2;
@@ -125,6 +131,7 @@ int ehr_cmd_serve(int argc, char **argv)
         ehr_repo_free(&repo);
         return 1;
     }
+    ehr_fhir_xml_init(); /* before the worker threads exist */
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
         ehr_http_server_free(&srv);

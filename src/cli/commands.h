@@ -21,4 +21,12 @@ int ehr_cmd_serve(int argc, char **argv);
 /* ehr demo [--db PATH]: load the demo patients (idempotent). */
 int ehr_cmd_demo(int argc, char **argv);
 
+/*
+ * ehr fhirpath [--var NAME=JSON]... [--type TYPE] [--now INSTANT] EXPRESSION FILE
+ * Prints the result collection as a JSON array. Exit 0 on success, 1 on an
+ * error in the expression or while evaluating it, 2 for an unreadable file,
+ * bad JSON or a usage error.
+ */
+int ehr_cmd_fhirpath(int argc, char **argv);
+
 #endif

@@ -12,6 +12,7 @@ static const struct {
     {"serve", ehr_cmd_serve, "run the server: FHIR R4 API at /fhir"},
     {"demo", ehr_cmd_demo, "load the demo patients into the database"},
     {"validate", ehr_cmd_validate, "check FHIR R4 JSON files against the specification"},
+    {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
 };
 
 static void usage(FILE *f)

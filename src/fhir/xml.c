@@ -3,7 +3,7 @@
  *
  * Reading is a libxml2 SAX2 parse that builds the JSON tree directly,
  * with a stack of frames, one per open FHIR element. Writing walks the
- * JSON tree and emits elements in definition order (xml_order_gen.c).
+ * JSON tree and emits elements in definition order (ehr_fhir_element.order).
  *
  * FHIR R4 XML (http://hl7.org/fhir/R4/xml.html) in short:
  *  - a primitive is <name value="..." id="..."> with <extension> children;
@@ -28,7 +28,6 @@
 
 #include "core/json.h"
 #include "fhir/model.h"
-#include "fhir/xml_int.h"
 
 #define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
 /* Stop reading after this many errors: enough to fix a document. */
@@ -47,44 +46,7 @@ void ehr_fhir_xml_init(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Definition order                                                     */
-
-static const struct ehr_fhir_xml_order *order_of(const ehr_fhir_type *t)
-{
-    /* The order table lists the same types in the same (name) order as
-       ehr_fhir_types, so the index usually hits; else search by name. */
-    size_t i = (size_t)(t - ehr_fhir_types);
-    if (i < ehr_fhir_xml_n_orders && strcmp(ehr_fhir_xml_orders[i].type, t->name) == 0)
-        return &ehr_fhir_xml_orders[i];
-    size_t lo = 0, hi = ehr_fhir_xml_n_orders;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->name, ehr_fhir_xml_orders[mid].type);
-        if (c == 0)
-            return &ehr_fhir_xml_orders[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
-}
-
-/* Position of element e of type t in definition order. Elements the order
-   table does not know (it would be a generator mismatch) go last, by name. */
-static unsigned elem_rank(const ehr_fhir_type *t, const struct ehr_fhir_xml_order *o,
-                          const ehr_fhir_element *e)
-{
-    size_t i = (size_t)(e - t->elements);
-    if (o) {
-        if (o->n == t->n_elements && i < o->n && strcmp(o->names[o->rank[i]], e->name) == 0)
-            return o->rank[i];
-        for (unsigned r = 0; r < o->n; r++)
-            if (strcmp(o->names[r], e->name) == 0)
-                return r;
-    }
-    return 65536u + (unsigned)i;
-}
+/* The model, as FHIR XML sees it                                       */
 
 /* In XML, Element.id of every non-resource type and Extension.url are
    attributes, not child elements. */
@@ -1529,7 +1491,6 @@ static void write_body(struct writer *w, const json_t *obj, const ehr_fhir_type 
         ehr_err_set(w->err, EHR_ENOMEM, "out of memory");
         return;
     }
-    const struct ehr_fhir_xml_order *order = order_of(t);
     size_t n = 0;
     const char *k;
     json_t *v;
@@ -1553,7 +1514,7 @@ static void write_body(struct writer *w, const json_t *obj, const ehr_fhir_type 
             break;
         }
         struct item *it = &items[n++];
-        it->rank = elem_rank(t, order, e);
+        it->rank = e->order; /* FHIR R4 XML: elements in definition order */
         it->underscore = u;
         it->e = e;
         it->ct = ct;

@@ -26,7 +26,7 @@
 /* Default request body limit (ehr_http_config.max_body = 0). */
 #define EHR_HTTP_DEFAULT_MAX_BODY ((size_t)16 << 20)
 /* Per-connection memory for MHD: request line and headers must fit. */
-#define EHR_HTTP_CONN_MEMORY ((size_t)64 << 10)
+#define EHR_HTTP_CONN_MEMORY ((size_t)32 << 10)
 /* Idle keep-alive connections are closed after this many seconds. */
 #define EHR_HTTP_CONN_TIMEOUT 120
 /* ehr_http_server_free waits at most this long for requests in flight. */
@@ -43,17 +43,18 @@ struct route {
 struct gz_stream;
 
 struct ehr_http_server {
-    ehr_http_config cfg;  /* strings point into the copies below */
+    ehr_http_config cfg; /* strings point into the copies below */
     char *bind, *cors_origins;
     char *tls_cert_pem, *tls_key_pem; /* file contents, kept while running */
     struct route *routes;
     size_t n_routes, cap_routes;
     struct MHD_Daemon *daemon;
     uint16_t port;
-    pthread_t starter;        /* the thread inside ehr_http_server_start */
-    atomic_bool starting;     /* MHD messages are logged in full only then */
-    atomic_long in_flight;    /* requests begun and not yet completed */
-    atomic_ulong counts[6];   /* responses by status class: [0] other, [1..5] 1xx..5xx */
+    pthread_t starter;      /* the thread inside ehr_http_server_start */
+    atomic_bool starting;   /* MHD messages are logged in full only then */
+    atomic_long in_flight;  /* requests begun and not yet completed */
+    atomic_long answering;  /* of those, the ones a handler or an answer is under way for */
+    atomic_ulong counts[6]; /* responses by status class: [0] other, [1..5] 1xx..5xx */
     pthread_mutex_t gz_lock;
     struct gz_stream *gz_free; /* idle deflate streams */
 };
@@ -63,13 +64,14 @@ struct req_ctx {
     ehr_http_request req; /* what handlers see; req.internal points here */
     ehr_http_server *srv;
     struct MHD_Connection *conn;
-    ehr_buf body;          /* the request body, malloc'ed, bounded by max_body */
-    size_t discarded;      /* body bytes thrown away after refusing the request */
-    int bad_status;        /* nonzero: the request-target was rejected with this */
+    ehr_buf body;     /* the request body, malloc'ed, bounded by max_body */
+    size_t discarded; /* body bytes thrown away after refusing the request */
+    int bad_status;   /* nonzero: the request-target was rejected with this */
     const char *bad_msg;
-    bool started;          /* the access handler has seen the headers */
-    bool too_big;          /* the body went over max_body */
-    bool answered;         /* a response has been queued */
+    bool started;   /* the access handler has seen the headers */
+    bool too_big;   /* the body went over max_body */
+    bool answered;  /* a response has been queued */
+    bool answering; /* counted in srv->answering */
 };
 
 /*

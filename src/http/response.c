@@ -15,7 +15,7 @@
 #define EXPOSE_HEADERS "Location, ETag, Last-Modified, Content-Location"
 #define ALLOW_METHODS "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 #define ALLOW_HEADERS                                                                              \
-    "Authorization, Content-Type, Accept, If-Match, If-None-Exist, If-None-Match, "               \
+    "Authorization, Content-Type, Accept, If-Match, If-None-Exist, If-None-Match, "                \
     "If-Modified-Since, Prefer"
 #define PREFLIGHT_MAX_AGE "86400"
 
@@ -57,8 +57,7 @@ bool ehr_http__is_preflight(const struct req_ctx *rc)
 {
     return strcmp(rc->req.method, "OPTIONS") == 0 &&
            MHD_lookup_connection_value(rc->conn, MHD_HEADER_KIND, "Origin") &&
-           MHD_lookup_connection_value(rc->conn, MHD_HEADER_KIND,
-                                       "Access-Control-Request-Method");
+           MHD_lookup_connection_value(rc->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
 }
 
 void ehr_http__preflight(struct req_ctx *rc, ehr_http_response *res)
@@ -287,7 +286,9 @@ enum MHD_Result ehr_http__send(struct req_ctx *rc, ehr_http_response *res)
         MHD_add_response_header(r, "Access-Control-Allow-Origin", allow_origin);
         MHD_add_response_header(r, "Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
-    if (cors_is_list(s) && origin)
+    /* with a list, Access-Control-Allow-Origin depends on Origin: tell caches,
+       also on answers to requests that had none */
+    if (cors_is_list(s))
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
 
     enum MHD_Result ok = MHD_queue_response(rc->conn, (unsigned)status, r);

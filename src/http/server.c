@@ -66,13 +66,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     ehr_buf_free(&rc->body);
+    bool answering = rc->answering;
     ehr_arena *a = rc->req.arena; /* rc lives in the arena: read it first */
     ehr_arena_free(&a);
+    if (answering)
+        atomic_fetch_sub(&s->answering, 1);
     atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+/*
+ * From here on the request counts as one being answered: shutdown waits for
+ * it. (A request still waiting for its body does not hold shutdown up; MHD
+ * may not even notice that such a client went away.)
+ */
+static void begin_answer(struct req_ctx *rc)
+{
+    if (!rc->answering) {
+        rc->answering = true;
+        atomic_fetch_add(&rc->srv->answering, 1);
+    }
 }
 
 static enum MHD_Result answer_error(struct req_ctx *rc, int status, const char *message)
 {
+    begin_answer(rc);
     ehr_http_response res = {.status = status, .body = EHR_BUF_INIT};
     ehr_http__error(rc->srv, status, message, &res);
     return ehr_http__send(rc, &res);
@@ -102,6 +119,7 @@ static enum MHD_Result dispatch(struct req_ctx *rc)
 {
     ehr_http_server *s = rc->srv;
     ehr_http_request *req = &rc->req;
+    begin_answer(rc);
     if (rc->body.data) {
         req->body = rc->body.data;
         req->body_len = rc->body.len;
@@ -125,9 +143,8 @@ static enum MHD_Result dispatch(struct req_ctx *rc)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     ehr_http_server *s = cls;
     struct req_ctx *rc = *con_cls;
@@ -161,17 +178,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rc->bad_status || rc->answered) {
-            /* discard; but a chunked body that goes on and on is cut off,
-               the connection closed without an answer */
+            /* discard, so the client still gets its answer at the end; but
+               a chunked body that goes on past the limit plus 64 MiB is cut
+               off, the connection closed without an answer */
             rc->discarded += n;
-            return rc->discarded > s->cfg.max_body ? MHD_NO : MHD_YES;
+            return rc->discarded > s->cfg.max_body + ((size_t)64 << 20) ? MHD_NO : MHD_YES;
         }
         ehr_status st = ehr_buf_append(&rc->body, upload_data, n);
         if (st != EHR_OK) {
             ehr_buf_free(&rc->body);
             rc->bad_status = st == EHR_ELIMIT ? 413 : 500;
-            rc->bad_msg = st == EHR_ELIMIT ? "the request body is larger than allowed"
-                                           : "out of memory";
+            rc->bad_msg =
+                st == EHR_ELIMIT ? "the request body is larger than allowed" : "out of memory";
             /* Answer at once if MHD lets us queue during the upload. 0.9.75
                does not (only with the headers or after the body), so then
                the rest is discarded and the answer given at its end. */
@@ -228,8 +246,14 @@ void ehr_http__format_redacted(char *out, size_t cap, const char *fmt, va_list a
                 size = true;
         }
         switch (*p) {
-        case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': case 'c': {
-            unsigned long long v = size        ? va_arg(ap, size_t)
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o':
+        case 'c': {
+            unsigned long long v = size         ? va_arg(ap, size_t)
                                    : longs >= 2 ? va_arg(ap, unsigned long long)
                                    : longs == 1 ? va_arg(ap, unsigned long)
                                                 : va_arg(ap, unsigned);
@@ -250,7 +274,14 @@ void ehr_http__format_redacted(char *out, size_t cap, const char *fmt, va_list a
             (void)va_arg(ap, void *);
             ehr_buf_puts(&b, "...");
             break;
-        case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': case 'a': case 'A':
+        case 'e':
+        case 'E':
+        case 'f':
+        case 'F':
+        case 'g':
+        case 'G':
+        case 'a':
+        case 'A':
             ehr_buf_printf(&b, "%g", va_arg(ap, double));
             break;
         default:
@@ -372,8 +403,8 @@ ehr_status ehr_http_server_start(ehr_http_server *s, ehr_err *err)
 {
     if (s->daemon)
         return ehr_err_set(err, EHR_EINVAL, "the HTTP server is already running");
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     struct MHD_OptionItem ops[16];
     size_t n = 0;
 #define OPT(o, v, p) (ops[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
@@ -426,8 +457,8 @@ ehr_status ehr_http_server_start(ehr_http_server *s, ehr_err *err)
 
     s->starter = pthread_self();
     atomic_store(&s->starting, true);
-    s->daemon = MHD_start_daemon(flags, s->cfg.port, NULL, NULL, on_access, s,
-                                 MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, s->cfg.port, NULL, NULL, on_access, s, MHD_OPTION_ARRAY,
+                                 ops, MHD_OPTION_END);
     atomic_store(&s->starting, false);
     if (!s->daemon)
         return ehr_err_set(err, EHR_EIO, "cannot listen on %s port %u",
@@ -458,17 +489,18 @@ void ehr_http_server_free(ehr_http_server **sp)
         return;
     ehr_http_server *s = *sp;
     if (s->daemon) {
-        /* stop accepting, let the requests in flight finish, then stop */
+        /* stop accepting, let the answers under way go out, then stop */
         MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
         struct timespec ts = {0, 10 * 1000 * 1000};
-        for (int ms = 0; ms < EHR_HTTP_DRAIN_MS && atomic_load(&s->in_flight) > 0; ms += 10)
+        for (int ms = 0; ms < EHR_HTTP_DRAIN_MS && atomic_load(&s->answering) > 0; ms += 10)
             nanosleep(&ts, NULL);
         MHD_stop_daemon(s->daemon);
         if (lfd != MHD_INVALID_SOCKET)
             close(lfd);
         struct ehr_http_stats st;
         ehr_http_server_stats(s, &st);
-        ehr_log(EHR_LOG_INFO, "http: stopped after %lu responses (2xx %lu, 3xx %lu, 4xx %lu, 5xx %lu)",
+        ehr_log(EHR_LOG_INFO,
+                "http: stopped after %lu responses (2xx %lu, 3xx %lu, 4xx %lu, 5xx %lu)",
                 st.requests, st.by_class[2], st.by_class[3], st.by_class[4], st.by_class[5]);
     }
     for (size_t i = 0; i < s->n_routes; i++)

@@ -23,6 +23,12 @@ struct ehr_repo {
     /* last_updated values handed out, so that they strictly increase within
        this process (two writes in one microsecond still order) */
     _Atomic int64_t last_time;
+    /* group commit (run_write): writers queue here instead of sleeping in
+       SQLite's busy handler; a leader commits the queued jobs together */
+    pthread_mutex_t write_lock;
+    pthread_cond_t write_cond;
+    struct wjob *queue_head, *queue_tail;
+    bool leader;
     /* every connection ever opened, closed by ehr_repo_free */
     pthread_mutex_t lock;
     ehr_store_conn **conns;
@@ -55,6 +61,8 @@ ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
     }
     pthread_key_create(&r->conn_key, conn_gone);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->write_lock, NULL);
+    pthread_cond_init(&r->write_cond, NULL);
     *out = r;
     return EHR_OK;
 }
@@ -69,6 +77,8 @@ void ehr_repo_free(ehr_repo **rp)
     free(r->conns);
     pthread_key_delete(r->conn_key);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->write_lock);
+    pthread_cond_destroy(&r->write_cond);
     ehr_store_close(&r->store);
     free(r);
     *rp = NULL;
@@ -281,10 +291,124 @@ static ehr_status finish(ehr_store_conn *c, ehr_status st, ehr_err *err)
     return st;
 }
 
+/*
+ * Group commit. A durable commit costs an fsync (milliseconds on real
+ * disks), so writers that arrive together share one: the first becomes
+ * the leader, takes every job queued so far, runs each inside its own
+ * savepoint of one write transaction (a failed job is undone alone),
+ * commits once and wakes the others. Jobs run in arrival order, so a
+ * conditional create or an If-Match check sees the jobs before it.
+ */
+struct wjob {
+    ehr_status (*fn)(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err);
+    void *arg;
+    ehr_status st;
+    ehr_err err;
+    bool done;
+    struct wjob *next;
+};
+
+#define MAX_BATCH 256
+
+static void run_batch(ehr_repo *r, struct wjob *batch)
+{
+    ehr_store_conn *c = NULL;
+    ehr_err err = {{0}};
+    ehr_status st = conn_get(r, &c, &err);
+    if (!st)
+        st = EHR_STORE_CALL(c, begin, true, &err);
+    if (st) {
+        for (struct wjob *j = batch; j; j = j->next) {
+            j->st = st;
+            j->err = err;
+        }
+        return;
+    }
+    bool broken = false; /* the transaction itself failed: nothing can commit */
+    for (struct wjob *j = batch; j; j = j->next) {
+        if (broken) {
+            j->st = st;
+            j->err = err;
+            continue;
+        }
+        if ((st = EHR_STORE_CALL(c, savepoint, &err))) {
+            broken = true;
+            j->st = st;
+            j->err = err;
+            continue;
+        }
+        j->st = j->fn(r, c, j->arg, &j->err);
+        st = j->st ? EHR_STORE_CALL(c, rollback_to, &err) : EHR_STORE_CALL(c, release, &err);
+        if (st) {
+            broken = true;
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+        }
+    }
+    if (broken) {
+        EHR_STORE_CALL(c, rollback);
+        for (struct wjob *j = batch; j; j = j->next)
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+        return;
+    }
+    st = finish(c, EHR_OK, &err);
+    if (st)
+        for (struct wjob *j = batch; j; j = j->next)
+            if (!j->st) {
+                j->st = st;
+                j->err = err;
+            }
+}
+
+/* Run fn(arg) in a durable write transaction; returns when it is committed. */
+static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
+                                                          ehr_err *),
+                            void *arg, ehr_err *err)
+{
+    struct wjob job = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&r->write_lock);
+    if (r->queue_tail)
+        r->queue_tail->next = &job;
+    else
+        r->queue_head = &job;
+    r->queue_tail = &job;
+    while (!job.done) {
+        if (r->leader) {
+            pthread_cond_wait(&r->write_cond, &r->write_lock);
+            continue;
+        }
+        /* lead: take up to MAX_BATCH queued jobs (ours is among them) */
+        r->leader = true;
+        struct wjob *batch = r->queue_head, *last = batch;
+        for (int n = 1; n < MAX_BATCH && last->next; n++)
+            last = last->next;
+        r->queue_head = last->next;
+        if (!r->queue_head)
+            r->queue_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&r->write_lock);
+        run_batch(r, batch);
+        pthread_mutex_lock(&r->write_lock);
+        for (struct wjob *j = batch; j; j = j->next)
+            j->done = true;
+        r->leader = false;
+        pthread_cond_broadcast(&r->write_cond);
+    }
+    pthread_mutex_unlock(&r->write_lock);
+    if (job.st && err)
+        *err = job.err;
+    return job.st;
+}
+
 ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                          int64_t version, ehr_repo_out *out, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = check_type(type, err);
     if (st || (st = conn_get(r, &c, err)))
         return st;
@@ -365,50 +489,65 @@ static ehr_status create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
                             ehr_repo_out *out, ehr_err *err)
 {
     char id[EHR_ID_LEN];
-    if (id_or_null)
-        snprintf(id, sizeof id, "%s", id_or_null);
-    else
+    if (!id_or_null)
         ehr_id_new(id);
-    ehr_status st = write_version(r, c, ctx, type, id_or_null ? id_or_null : id, 1, "POST", res,
-                                  out, err);
+    ehr_status st = write_version(r, c, ctx, type, id_or_null ? id_or_null : id, 1,
+                                  id_or_null ? "PUT" : "POST", res, out, err);
     out->created = true;
     return st;
+}
+
+/* The arguments of a write, carried into the transaction that runs it. */
+struct wargs {
+    const ehr_repo_ctx *ctx;
+    const char *type, *id, *query;
+    json_t *res;
+    const json_t *patch;
+    int64_t if_match;
+    ehr_repo_out *out;
+    ehr_fhir_issues *issues;
+};
+
+static ehr_status do_create(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    ehr_repo_out *out = a->out;
+    if (a->query && *a->query) {
+        struct matches m;
+        ehr_status st = find_matches(c, a->type, a->query, &m, a->issues, err);
+        if (st)
+            return st;
+        if (m.n > 1)
+            return ehr_err_set(err, EHR_EMULTIPLE,
+                               "If-None-Exist matches more than one %s; make the criteria "
+                               "more selective",
+                               a->type);
+        if (m.n == 1) {
+            ehr_store_rec rec;
+            st = EHR_STORE_CALL(c, current, a->type, m.id, &rec, &out->body, err);
+            if (st)
+                return st;
+            snprintf(out->type, sizeof out->type, "%s", a->type);
+            snprintf(out->id, sizeof out->id, "%s", m.id);
+            out->version = rec.version;
+            out->last_updated = rec.last_updated;
+            out->unchanged = true;
+            return EHR_OK;
+        }
+    }
+    return create_in(r, c, a->ctx, a->type, NULL, a->res, out, err);
 }
 
 ehr_status ehr_repo_create(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, json_t *res,
                            const char *if_none_exist, ehr_repo_out *out, ehr_fhir_issues *issues,
                            ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_status st = check_type(type, err);
-    if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
+    if (st || (st = validate(type, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    if (if_none_exist && *if_none_exist) {
-        struct matches m;
-        st = find_matches(c, type, if_none_exist, &m, issues, err);
-        if (!st && m.n > 1)
-            st = ehr_err_set(err, EHR_EMULTIPLE,
-                             "If-None-Exist matches more than one %s; make the criteria "
-                             "more selective",
-                             type);
-        if (!st && m.n == 1) {
-            ehr_store_rec rec;
-            st = EHR_STORE_CALL(c, current, type, m.id, &rec, &out->body, err);
-            if (!st) {
-                snprintf(out->type, sizeof out->type, "%s", type);
-                snprintf(out->id, sizeof out->id, "%s", m.id);
-                out->version = rec.version;
-                out->last_updated = rec.last_updated;
-                out->unchanged = true;
-            }
-            return finish(c, st, err);
-        }
-    }
-    if (!st)
-        st = create_in(r, c, ctx, type, NULL, res, out, err);
-    return finish(c, st, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = if_none_exist, .res = res, .out = out,
+                      .issues = issues};
+    return run_write(r, do_create, &a, err);
 }
 
 /* Update inside an open write transaction. */
@@ -455,80 +594,81 @@ static ehr_status check_body_id(const char *type, const char *id, const json_t *
     return EHR_OK;
 }
 
+static ehr_status do_update(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    return update_in(r, c, a->ctx, a->type, a->id, a->res, a->if_match, "PUT", a->out, err);
+}
+
 ehr_status ehr_repo_update(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                            json_t *res, int64_t if_match, ehr_repo_out *out,
                            ehr_fhir_issues *issues, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_status st = check_type(type, err);
     if (st || (st = validate(type, res, issues, err)) ||
-        (st = check_body_id(type, id, res, issues, err)) || (st = conn_get(r, &c, err)))
+        (st = check_body_id(type, id, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .res = res, .if_match = if_match,
+                      .out = out, .issues = issues};
+    return run_write(r, do_update, &a, err);
+}
+
+static ehr_status do_update_where(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    struct matches m;
+    ehr_status st = find_matches(c, a->type, a->query, &m, a->issues, err);
+    if (st)
         return st;
-    st = update_in(r, c, ctx, type, id, res, if_match, "PUT", out, err);
-    return finish(c, st, err);
+    const char *bid = ehr_json_get_string(a->res, "id");
+    if (m.n > 1)
+        return ehr_err_set(err, EHR_EMULTIPLE,
+                           "the conditional update matches more than one %s; make the criteria "
+                           "more selective",
+                           a->type);
+    if (m.n == 0)
+        return create_in(r, c, a->ctx, a->type, bid, a->res, a->out, err);
+    if (bid && strcmp(bid, m.id)) {
+        ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR, "invalid", "Resource.id",
+                           "the body's id '%s' differs from the matching resource's id '%s'", bid,
+                           m.id);
+        return ehr_err_set(err, EHR_EINVAL, "id mismatch");
+    }
+    return update_in(r, c, a->ctx, a->type, m.id, a->res, a->if_match, "PUT", a->out, err);
 }
 
 ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
                                  const char *query, json_t *res, int64_t if_match,
                                  ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_status st = check_type(type, err);
-    if (st || (st = validate(type, res, issues, err)) || (st = conn_get(r, &c, err)))
+    if (st || (st = validate(type, res, issues, err)))
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    struct matches m;
-    st = find_matches(c, type, query, &m, issues, err);
-    const char *bid = ehr_json_get_string(res, "id");
-    if (!st && m.n > 1)
-        st = ehr_err_set(err, EHR_EMULTIPLE,
-                         "the conditional update matches more than one %s; make the criteria "
-                         "more selective",
-                         type);
-    else if (!st && m.n == 1) {
-        if (bid && strcmp(bid, m.id)) {
-            ehr_fhir_issue_add(issues, EHR_SEV_ERROR, "invalid", "Resource.id",
-                               "the body's id '%s' differs from the matching resource's id '%s'",
-                               bid, m.id);
-            st = ehr_err_set(err, EHR_EINVAL, "id mismatch");
-        } else {
-            st = update_in(r, c, ctx, type, m.id, res, if_match, "PUT", out, err);
-        }
-    } else if (!st) {
-        st = create_in(r, c, ctx, type, bid, res, out, err);
-    }
-    return finish(c, st, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = query, .res = res,
+                      .if_match = if_match, .out = out, .issues = issues};
+    return run_write(r, do_update_where, &a, err);
 }
 
-ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
-                          const json_t *patch, int64_t if_match, ehr_repo_out *out,
-                          ehr_fhir_issues *issues, ehr_err *err)
+static ehr_status do_patch(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
 {
-    ehr_store_conn *c;
-    ehr_status st = check_type(type, err);
-    if (st || (st = conn_get(r, &c, err)))
-        return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
+    struct wargs *a = arg;
+    const char *type = a->type, *id = a->id;
     ehr_store_rec cur;
     ehr_buf body = EHR_BUF_INIT;
     json_t *doc = NULL;
-    st = EHR_STORE_CALL(c, current, type, id, &cur, &body, err);
+    ehr_status st = EHR_STORE_CALL(c, current, type, id, &cur, &body, err);
     if (st == EHR_ENOTFOUND)
         st = ehr_err_set(err, EHR_ENOTFOUND, "%s/%s is not known", type, id);
     else if (!st && cur.deleted)
         st = ehr_err_set(err, EHR_EGONE, "%s/%s was deleted", type, id);
-    else if (!st && if_match && if_match != cur.version)
+    else if (!st && a->if_match && a->if_match != cur.version)
         st = ehr_err_set(err, EHR_ECONFLICT,
                          "%s/%s is at version %lld, not %lld; read it again and reapply your patch",
-                         type, id, (long long)cur.version, (long long)if_match);
+                         type, id, (long long)cur.version, (long long)a->if_match);
     if (!st && !(doc = ehr_json_parse(body.data, body.len, err)))
         st = EHR_EINTERNAL;
-    if (!st && (st = ehr_json_patch(&doc, patch, err))) {
-        ehr_fhir_issue_add(issues, EHR_SEV_ERROR,
+    if (!st && (st = ehr_json_patch(&doc, a->patch, err))) {
+        ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR,
                            st == EHR_EPRECONDITION ? "conflict" : "invalid", NULL, "%s",
                            err ? err->msg : "the patch failed");
     }
@@ -536,18 +676,30 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
         const char *bid = ehr_json_get_string(doc, "id");
         const char *rt = ehr_json_get_string(doc, "resourceType");
         if (!bid || strcmp(bid, id) || !rt || strcmp(rt, type)) {
-            ehr_fhir_issue_add(issues, EHR_SEV_ERROR, "invalid", "Resource.id",
+            ehr_fhir_issue_add(a->issues, EHR_SEV_ERROR, "invalid", "Resource.id",
                                "a patch may not change the resource's id or resourceType");
             st = ehr_err_set(err, EHR_EUNPROCESSABLE, "patch changes id or type");
         }
     }
-    if (!st && (st = validate(type, doc, issues, err)) == EHR_EINVAL)
+    if (!st && (st = validate(type, doc, a->issues, err)) == EHR_EINVAL)
         st = ehr_err_set(err, EHR_EUNPROCESSABLE, "the patched %s is not valid", type);
     if (!st)
-        st = write_version(r, c, ctx, type, id, cur.version + 1, "PATCH", doc, out, err);
+        st = write_version(r, c, a->ctx, type, id, cur.version + 1, "PATCH", doc, a->out, err);
     json_decref(doc);
     ehr_buf_free(&body);
-    return finish(c, st, err);
+    return st;
+}
+
+ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
+                          const json_t *patch, int64_t if_match, ehr_repo_out *out,
+                          ehr_fhir_issues *issues, ehr_err *err)
+{
+    ehr_status st = check_type(type, err);
+    if (st)
+        return st;
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .patch = patch, .if_match = if_match,
+                      .out = out, .issues = issues};
+    return run_write(r, do_patch, &a, err);
 }
 
 /* Delete inside an open write transaction. */
@@ -587,50 +739,57 @@ static ehr_status delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
     return EHR_OK;
 }
 
+static ehr_status do_delete(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    return delete_in(r, c, a->ctx, a->type, a->id, a->if_match, a->out, err);
+}
+
 ehr_status ehr_repo_delete(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type, const char *id,
                            int64_t if_match, ehr_repo_out *out, ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_status st = check_type(type, err);
-    if (st || (st = conn_get(r, &c, err)))
+    if (st)
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .if_match = if_match, .out = out};
+    return run_write(r, do_delete, &a, err);
+}
+
+static ehr_status do_delete_where(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    struct wargs *a = arg;
+    struct matches m;
+    ehr_status st = find_matches(c, a->type, a->query, &m, a->issues, err);
+    if (st)
         return st;
-    st = delete_in(r, c, ctx, type, id, if_match, out, err);
-    return finish(c, st, err);
+    if (m.n > 1)
+        return ehr_err_set(err, EHR_EMULTIPLE,
+                           "the conditional delete matches more than one %s; make the criteria "
+                           "more selective",
+                           a->type);
+    if (m.n == 1)
+        return delete_in(r, c, a->ctx, a->type, m.id, 0, a->out, err);
+    snprintf(a->out->type, sizeof a->out->type, "%s", a->type);
+    a->out->version = 0;
+    a->out->deleted = true;
+    return EHR_OK;
 }
 
 ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
                                  const char *query, ehr_repo_out *out, ehr_fhir_issues *issues,
                                  ehr_err *err)
 {
-    ehr_store_conn *c;
     ehr_status st = check_type(type, err);
-    if (st || (st = conn_get(r, &c, err)))
+    if (st)
         return st;
-    if ((st = EHR_STORE_CALL(c, begin, true, err)))
-        return st;
-    struct matches m;
-    st = find_matches(c, type, query, &m, issues, err);
-    if (!st && m.n > 1)
-        st = ehr_err_set(err, EHR_EMULTIPLE,
-                         "the conditional delete matches more than one %s; make the criteria "
-                         "more selective",
-                         type);
-    else if (!st && m.n == 1)
-        st = delete_in(r, c, ctx, type, m.id, 0, out, err);
-    else if (!st) {
-        snprintf(out->type, sizeof out->type, "%s", type);
-        out->version = 0;
-        out->deleted = true;
-    }
-    return finish(c, st, err);
+    struct wargs a = {.ctx = ctx, .type = type, .query = query, .out = out, .issues = issues};
+    return run_write(r, do_delete_where, &a, err);
 }
 
 ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_history_q *q,
                             ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((q->type && (st = check_type(q->type, err))) || (st = conn_get(r, &c, err)))
         return st;
@@ -644,7 +803,7 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
 ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_search *s,
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = EHR_OK;
     if ((s->q.type && (st = check_type(s->q.type, err))) || (st = conn_get(r, &c, err)))
         return st;
@@ -656,7 +815,7 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
 
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err)
 {
-    ehr_store_conn *c;
+    ehr_store_conn *c = NULL;
     ehr_status st = conn_get(r, &c, err);
     if (st || (st = EHR_STORE_CALL(c, begin, false, err)))
         return st;

@@ -11,9 +11,11 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "fhir/model.h"
+#include "fhir/xml.h"
 #include "rest/rest_int.h"
 
 #define JSON_TYPE "application/fhir+json; charset=utf-8"
+#define XML_TYPE "application/fhir+xml; charset=utf-8"
 
 int rest_http_status(ehr_status st)
 {
@@ -63,6 +65,16 @@ static void put_body(struct rctx *x, json_t *j)
 {
     ehr_http_response *res = x->res;
     ehr_buf_reset(&res->body);
+    if (x->fmt == REST_XML) {
+        ehr_err err;
+        if (ehr_fhir_json_to_xml(j, x->pretty, &res->body, &err) == EHR_OK) {
+            res->content_type = XML_TYPE;
+            return;
+        }
+        /* what we store always converts; log the rare miss, answer in JSON */
+        ehr_log(EHR_LOG_WARN, "rest: XML conversion failed at %s", err.where);
+        ehr_buf_reset(&res->body);
+    }
     ehr_json_dump(j, &res->body, x->pretty ? EHR_JSON_PRETTY : EHR_JSON_COMPACT);
     res->content_type = JSON_TYPE;
 }
@@ -175,6 +187,9 @@ static int media_format(const char *m, size_t len)
     if (IS("application/fhir+json") || IS("application/json") || IS("json") ||
         IS("application/json+fhir"))
         return REST_JSON;
+    if (IS("application/fhir+xml") || IS("application/xml") || IS("text/xml") || IS("xml") ||
+        IS("application/xml+fhir"))
+        return REST_XML;
     if (IS("*/*") || IS("application/*"))
         return REST_JSON;
     if (IS("text/html"))
@@ -237,6 +252,20 @@ json_t *rest_read_resource(struct rctx *x)
     }
     ehr_err err = {{0}};
     json_t *j;
+    if (fmt == REST_XML) {
+        ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
+        j = ehr_fhir_xml_to_json(x->req->body, x->req->body_len, &issues, &err);
+        if (!j) {
+            if (issues.n)
+                rest_send_json(x, 400,
+                               ehr_fhir_outcome_new(&issues));
+            else
+                rest_fail(x, 400, "structure", NULL, "the body is not valid FHIR XML: %s",
+                          err.msg);
+        }
+        ehr_fhir_issues_free(&issues);
+        return j;
+    }
     j = ehr_json_parse(x->req->body, x->req->body_len, &err);
     if (!j)
         rest_fail(x, 400, "structure", NULL, "the body is not valid JSON: %s", err.msg);
@@ -280,6 +309,9 @@ static const char *base_url(struct rctx *x)
 
 static bool is_method(struct rctx *x, const char *m)
 {
+    /* HEAD is GET without the body (the HTTP layer drops it) */
+    if (!strcmp(m, "GET") && !strcmp(x->req->method, "HEAD"))
+        return true;
     return strcmp(x->req->method, m) == 0;
 }
 

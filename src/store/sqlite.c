@@ -27,6 +27,9 @@ enum stmt_id {
     ST_BEGIN_WRITE,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_CURRENT,
     ST_VERSION,
     ST_INSERT_RESOURCE,
@@ -57,6 +60,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT part",
+    [ST_RELEASE] = "RELEASE part",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO part",
     [ST_CURRENT] = "SELECT r.version, r.last_updated, r.deleted, r.method, r.content "
                    "FROM current c JOIN resource r ON r.rid = c.rid WHERE c.type = ?1 AND c.id = ?2",
     [ST_VERSION] = "SELECT version, last_updated, deleted, method, content FROM resource "
@@ -311,6 +317,27 @@ static void s_rollback(ehr_store_conn *base)
     struct sqlite_conn *c = (struct sqlite_conn *)base;
     if (!sqlite3_get_autocommit(c->db))
         run(c, c->stmts[ST_ROLLBACK], NULL, "rolling back");
+}
+
+static ehr_status s_savepoint(ehr_store_conn *base, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    return run(c, c->stmts[ST_SAVEPOINT], err, "starting a savepoint");
+}
+
+static ehr_status s_release(ehr_store_conn *base, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    return run(c, c->stmts[ST_RELEASE], err, "releasing a savepoint");
+}
+
+static ehr_status s_rollback_to(ehr_store_conn *base, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    ehr_status st = run(c, c->stmts[ST_ROLLBACK_TO], err, "rolling back to a savepoint");
+    if (!st)
+        st = run(c, c->stmts[ST_RELEASE], err, "releasing a savepoint");
+    return st;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -853,6 +880,9 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .begin = s_begin,
     .commit = s_commit,
     .rollback = s_rollback,
+    .savepoint = s_savepoint,
+    .release = s_release,
+    .rollback_to = s_rollback_to,
     .current = s_current,
     .version = s_version,
     .put = s_put,

@@ -135,6 +135,11 @@ struct ehr_store_ops {
     ehr_status (*begin)(ehr_store_conn *c, bool write, ehr_err *err);
     ehr_status (*commit)(ehr_store_conn *c, ehr_err *err);
     void (*rollback)(ehr_store_conn *c);
+    /* nested scopes inside a write transaction: a failed part is undone
+       alone (rollback_to), a good one kept (release) */
+    ehr_status (*savepoint)(ehr_store_conn *c, ehr_err *err);
+    ehr_status (*release)(ehr_store_conn *c, ehr_err *err);
+    ehr_status (*rollback_to)(ehr_store_conn *c, ehr_err *err);
     /* current version of type/id; ENOTFOUND when never created. A deleted
        resource is found with rec->deleted set. content goes into out. */
     ehr_status (*current)(ehr_store_conn *c, const char *type, const char *id, ehr_store_rec *rec,

@@ -134,7 +134,8 @@ MATRIX = [
     ('bad date format 02/03/2024 answers 400 naming Patient.birthDate', 'POST', '/fhir/Patient',
      patient('baddate2', birthDate='02/03/2024'), 400, r'Patient\.birthDate'),
     ('bad dateTime 2023-02-29T10:00:00Z answers 400 naming Patient.deceasedDateTime', 'POST', '/fhir/Patient',
-     patient('baddt', deceasedDateTime='2023-02-29T10:00:00Z'), 400, r'Patient\.deceased(DateTime)?'),
+     patient('baddt', deceasedDateTime='2023-02-29T10:00:00Z'), 400,
+     r'Patient\.deceased(DateTime|\.ofType\(dateTime\))?'),
     ('id over 64 characters answers 400 naming Patient.id', 'PUT', '/fhir/Patient/' + long_id,
      patient('longid', id=long_id), 400, r'Patient\.id'),
     ('id with an illegal character answers 400', 'PUT', '/fhir/Patient/bad_id!',
@@ -154,10 +155,29 @@ MATRIX = [
     ('null for a value answers 400 naming Patient.gender', 'POST', '/fhir/Patient',
      patient('null', gender=None), 400, r'Patient\.gender'),
     ('wrong type in a choice element (valueQuantity as a string) answers 400', 'POST', '/fhir/Observation',
-     observation('choice', valueQuantity='72 /min'), 400, r'Observation\.value(Quantity)?'),
+     observation('choice', valueQuantity='72 /min'), 400,
+     r'Observation\.value(Quantity|\.ofType\(Quantity\))?'),
     ('missing required element (Observation.status, 1..1) answers 400 naming Observation.status', 'POST',
      '/fhir/Observation', {k: v for k, v in observation('nostatus').items() if k != 'status'}, 400,
      r'Observation\.status'),
+    # json.html: string property values can never be empty
+    ('an empty string answers 400 naming Patient.name[0].family', 'POST', '/fhir/Patient',
+     patient('emptystr', name=[{'family': ''}]), 400, r'Patient\.name(\[0\])?\.family'),
+    # datatypes.html: integer is a 32-bit signed value
+    ('an integer out of range (2^31) answers 400 naming Patient.multipleBirthInteger', 'POST', '/fhir/Patient',
+     patient('bigint', multipleBirthInteger=2147483648), 400,
+     r'Patient\.multipleBirth(Integer|\.ofType\(integer\))?'),
+    ('a decimal where an integer is expected answers 400 naming Patient.multipleBirthInteger', 'POST',
+     '/fhir/Patient', '{"resourceType":"Patient","multipleBirthInteger":1.5}', 400,
+     r'Patient\.multipleBirth(Integer|\.ofType\(integer\))?'),
+    ('a number as a string (valueQuantity.value "72") answers 400', 'POST', '/fhir/Observation',
+     observation('strnum', valueQuantity={'value': '72', 'unit': '/min'}), 400,
+     r'Observation\.value(Quantity|\.ofType\(Quantity\))\.value'),
+    # Extension.url is 1..1
+    ('an extension without url answers 400 naming Patient.extension[0].url', 'POST', '/fhir/Patient',
+     patient('exturl', extension=[{'valueString': 'x'}]), 400, r'Patient\.extension(\[0\])?\.url'),
+    ('a JSON body nested 100000 deep answers 400 (and the server lives)', 'POST', '/fhir/Patient',
+     '{"resourceType":"Patient","extension":' + '[' * 100000 + ']' * 100000 + '}', 400, None),
     ('id in the body differs from the URL on update answers 400', 'PUT', T,
      patient('target', id='someone-else'), 400, None),
     ('no id in the body on update answers 400', 'PUT', T,
@@ -170,6 +190,15 @@ MATRIX = [
 
 for name, method, path, body, statuses, expr in MATRIX:
     test_expect_success(name, bad(method, path, body, statuses, expr))
+
+
+def t_bad_since():
+    for path in ('/fhir/Patient/_history?_since=yesterday', '/fhir/_history?_since=2024-13-45T00:00:00Z',
+                 '/fhir/Patient/%s/_history?_since=2024-02-30T00:00:00Z' % TARGET_ID):
+        expect_outcome(c.get(path), 400)
+
+
+test_expect_success('history with a malformed _since answers 400', t_bad_since)
 
 test_expect_success('every issue is listed: bad birthDate and bad gender together name both fields',
                     bad('POST', '/fhir/Patient', patient('two', birthDate='2024-02-30', gender='robot'),
@@ -349,6 +378,20 @@ def t_max_body_chunked():
 
 test_expect_success('--max-body %d: one byte over answers 413, just under is accepted' % SMALL_LIMIT, t_max_body)
 test_expect_success('--max-body: a chunked body (no Content-Length) over the limit answers 413', t_max_body_chunked)
+
+
+def t_disconnect():
+    # clients that go away mid-body must not leave a write behind or wedge a worker
+    data = dumps(patient('halfsent')).encode('utf-8')
+    for _ in range(20):
+        s = socket.create_connection(('127.0.0.1', srv.port), timeout=10)
+        s.sendall(b'POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n'
+                  b'Content-Length: %d\r\n\r\n' % len(data) + data[:len(data) // 2])
+        s.close()
+    store_unchanged('20 clients disconnecting mid-body')
+
+
+test_expect_success('clients disconnecting mid-body leave nothing stored and the server answering', t_disconnect)
 
 
 def t_nothing_stored():

@@ -14,21 +14,22 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 
 WRITERS = 6
-ACKS_BEFORE_KILL = 300     # per round; the kill lands while writers are busy
-ROUNDS = 2
+ACKS_BEFORE_KILL = 1000    # per round; the kill lands while writers are busy
+ROUNDS = 3
 SQLITE3 = shutil.which('sqlite3')
 
 srv = start_server(name='crash')
 SYS = 'http://example.org/ehr-test/' + unique('crash')
 
-acked = {}          # id -> list of (version, marker), in order of acknowledgement
+acked = {}          # id -> list of (version, marker), in order of acknowledgement;
+                    # marker DELETED for an acknowledged delete (nothing follows it)
 acked_lock = threading.Lock()
+maybe_deleted = set()  # ids whose delete was sent but not acknowledged (it may have happened)
 crash_images = []   # directories holding copies of the database taken right after a kill
 
 
@@ -59,7 +60,23 @@ def writer(n, rnd, stop, progress):
         while not stop.is_set():
             i += 1
             marker = 'r%d-w%d-%d' % (rnd, n, i)
-            if mine and rng.random() < 0.6:
+            x = rng.random()
+            if mine and x < 0.08:
+                rid = mine.pop(rng.randrange(len(mine)))   # never written again
+                with acked_lock:
+                    maybe_deleted.add(rid)
+                r = cl.delete('/fhir/Patient/%s' % rid)
+                if r.status not in (200, 204):
+                    progress['errors'].append('DELETE %s answered %d: %r' % (rid, r.status, r.body[:300]))
+                    return
+                with acked_lock:
+                    maybe_deleted.discard(rid)
+                    acked.setdefault(rid, []).append((None, 'DELETED'))
+                    progress['acks'] += 1
+                    if progress['acks'] >= ACKS_BEFORE_KILL:
+                        progress['enough'].set()
+                continue
+            if mine and x < 0.6:
                 rid = rng.choice(mine)
                 r = cl.put('/fhir/Patient/%s' % rid, json=patient_body(marker, rid))
                 if r.status != 200:
@@ -118,7 +135,20 @@ def verify_after_restart():
     problems = []
     with acked_lock:
         snapshot = {k: list(v) for k, v in acked.items()}
+    deleted = 0
     for rid, writes in snapshot.items():
+        if writes[-1][1] == 'DELETED':
+            deleted += 1
+            r = cl.get('/fhir/Patient/%s' % rid)
+            if r.status != 410:
+                problems.append('Patient/%s: delete acknowledged, read answers %d' % (rid, r.status))
+            writes = writes[:-1]
+            for vid, marker in writes:
+                r = cl.get('/fhir/Patient/%s/_history/%s' % (rid, vid))
+                if r.status != 200 or marker_of(r.json) != marker:
+                    problems.append('Patient/%s version %s (acknowledged, then deleted) answers %d, marker %r'
+                                    % (rid, vid, r.status, marker_of(r.json)))
+            continue
         for vid, marker in writes:
             r = cl.get('/fhir/Patient/%s/_history/%s' % (rid, vid))
             if r.status != 200:
@@ -129,6 +159,8 @@ def verify_after_restart():
                                 % (rid, vid, marker_of(r.json), marker))
         last_vid, last_marker = writes[-1]
         r = cl.get('/fhir/Patient/%s' % rid)
+        if r.status == 410 and rid in maybe_deleted:
+            continue      # its delete was in flight at the kill and did commit
         if r.status != 200:
             problems.append('Patient/%s answers %d after restart' % (rid, r.status))
             continue
@@ -143,13 +175,14 @@ def verify_after_restart():
                             % (rid, cur, last_vid))
     cl.close()
     check(not problems, '%d problems after restart:\n%s' % (len(problems), '\n'.join(problems[:30])))
-    return sum(len(w) for w in snapshot.values()), len(snapshot)
+    return sum(len(w) for w in snapshot.values()), len(snapshot), deleted
 
 
 def t_round(rnd):
     write_and_kill(rnd)
-    writes, ids = verify_after_restart()
-    note('round %d: all %d acknowledged writes to %d patients readable after restart' % (rnd, writes, ids))
+    writes, ids, deleted = verify_after_restart()
+    note('round %d: all %d acknowledged writes to %d patients (%d deleted) as acknowledged after restart'
+         % (rnd, writes, ids, deleted))
 
 
 for rnd in range(1, ROUNDS + 1):
@@ -163,13 +196,18 @@ def t_search_consistent():
     cl = srv.client()
     pages = follow_pages(cl, '/fhir/Patient?identifier=%s&_count=500' % quote(SYS + '|'))
     found = {e['resource']['id'] for p in pages for e in bundle_entries(p)}
-    missing = set(acked) - found
+    live = {rid for rid, w in acked.items() if w[-1][1] != 'DELETED'}
+    gone = {rid for rid, w in acked.items() if w[-1][1] == 'DELETED'}
+    check(not (gone & found), '%d deleted patients still found by search, e.g. %s'
+          % (len(gone & found), sorted(gone & found)[:5]))
+    missing = live - found - maybe_deleted
     check(not missing, '%d acknowledged patients not found by search after the crash (index lost?), e.g. %s'
           % (len(missing), sorted(missing)[:5]))
     cl.close()
 
 
-test_expect_success('after the crashes every acknowledged patient is found by identifier search', t_search_consistent)
+test_expect_success('after the crashes search by identifier finds every live acknowledged patient and no deleted one',
+                    t_search_consistent)
 
 
 def integrity(db):

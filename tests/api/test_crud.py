@@ -353,6 +353,11 @@ def t_delete():
     if r.status == 204:
         eq(r.body, b'', '204 body')
     expect_outcome(c.get('/fhir/Patient/%s' % rid), 410)
+    if r.header('ETag'):
+        # servers MAY give the delete's version; a vread of it answers 410 (R4 3.1.0.3)
+        dv = parse_etag_version(r.header('ETag'))
+        check(dv != '1', 'the delete reports the version it deleted (W/"1"), not a new one')
+        expect_outcome(c.get('/fhir/Patient/%s/_history/%s' % (rid, dv)), 410)
     r = c.get('/fhir/Patient/%s/_history/1' % rid)
     expect_status(r, 200)
     same_content(expect_fhir_json(r), sent, 'vread of the version before the delete')
@@ -392,6 +397,37 @@ test_expect_success('read: 200, application/fhir+json, ETag, Last-Modified, cont
 test_expect_success('read: an unknown id answers 404 with an OperationOutcome', t_read_missing)
 test_expect_success('update: PUT answers 200 with version 2; vread returns each version; unknown version 404', t_update_vread)
 test_expect_success('update-as-create: PUT with a new client id answers 201 and Location .../_history/1', t_update_create)
+
+
+def t_ids_per_type():
+    rid = unique('same')
+    expect_status(put('Patient', rid, patient('SameId')), 201)
+    expect_status(put('Practitioner', rid, {'resourceType': 'Practitioner', 'name': [{'family': 'Same id'}]}), 201)
+    expect_status(put('Patient', rid.upper(), patient('UpperId')), 201)
+    eq(read_json('Patient', rid)[0]['name'][0]['family'], 'SameId', 'Patient/%s' % rid)
+    eq(read_json('Practitioner', rid)[0]['name'][0]['family'], 'Same id', 'Practitioner/%s' % rid)
+    eq(read_json('Patient', rid.upper())[0]['name'][0]['family'], 'UpperId', 'Patient/%s' % rid.upper())
+    for t, i in (('Patient', rid), ('Practitioner', rid), ('Patient', rid.upper())):
+        eq(read_json(t, i)[0]['meta']['versionId'], '1', 'version of %s/%s' % (t, i))
+
+
+def t_text_exact():
+    # JSON escapes and non-ASCII text come back as the same strings
+    odd = r'Zo\u00eb \u674e \ud83d\ude00 \"quoted\" back\\slash <\/script> tab\tnewline\n'
+    body = (r'{"resourceType":"Patient","name":[{"family":"%s","given":["\u00c5sa", "Ærø 😀"]}],'
+            r'"address":[{"line":["%s"],"city":"K\u00f8benhavn"}]}' % (odd, odd))
+    want = loads_exact(body)
+    rid, _, _ = create(want)
+    r = c.post('/fhir/Patient', body=body.encode('utf-8'), content_type='application/fhir+json')
+    expect_status(r, 201)
+    rid2 = location_parts(r.header('Location'), 'Patient')[1]
+    for i in (rid, rid2):
+        res, _ = read_json('Patient', i)
+        same_content(res, want, 'read of Patient/%s with escapes and non-ASCII text' % i)
+
+
+test_expect_success('ids: the same id in two types, and ids differing in case, are distinct resources', t_ids_per_type)
+test_expect_success('strings: escapes, non-ASCII and astral characters come back unchanged', t_text_exact)
 test_expect_success('delete: 200/204, then read 410 Gone, old versions readable, not found by search; deleting again 200/204', t_delete)
 test_expect_success('delete: an id that never existed answers 200 or 204', t_delete_missing)
 test_expect_success('delete: a later PUT brings the resource back with a new version', t_revive)
@@ -925,6 +961,30 @@ test_expect_success('CORS: a preflight OPTIONS allows PUT with Content-Type and 
 test_expect_success('XML: Accept: application/fhir+xml and _format=xml read the resource as FHIR XML', t_xml)
 
 
+def t_xml_write():
+    # a Patient written in FHIR XML (R4 XML form: value attributes, elements in
+    # definition order) reads back as the equivalent JSON
+    xml = ('<Patient xmlns="http://hl7.org/fhir"><active value="true"/>'
+           '<name><family value="Xml-Writer"/><given value="Ana"/><given value="B"/></name>'
+           '<birthDate value="1980-05-02"/></Patient>')
+    r = c.post('/fhir/Patient', body=xml.encode(), content_type='application/fhir+xml')
+    expect_status(r, 201)
+    rid = r.header('Location').split('/Patient/')[1].split('/')[0]
+    got = read_json('Patient', rid)[0]
+    eq(got.get('active'), True, 'active')
+    eq(got.get('name'), [{'family': 'Xml-Writer', 'given': ['Ana', 'B']}], 'name')
+    eq(got.get('birthDate'), '1980-05-02', 'birthDate')
+    # malformed XML and an unknown element are refused with an OperationOutcome
+    for bad in (b'<Patient xmlns="http://hl7.org/fhir"><active value="true"/>',
+                b'<Patient xmlns="http://hl7.org/fhir"><colour value="blue"/></Patient>'):
+        r = c.post('/fhir/Patient', body=bad, content_type='application/fhir+xml')
+        expect_status(r, 400)
+        eq(r.json.get('resourceType'), 'OperationOutcome', 'error body')
+
+
+test_expect_success('XML: a Patient POSTed as FHIR XML is stored and reads back as JSON; bad XML gets 400', t_xml_write)
+
+
 # --------------------------------------------------------------------------
 # error statuses
 
@@ -1011,5 +1071,64 @@ def t_concurrent_if_match():
 
 
 test_expect_success('concurrency: two updates with the same If-Match give exactly one 200 and one 412 (20 rounds)', t_concurrent_if_match)
+
+
+def race(n_threads, make_request):
+    """Run make_request(client, i) on n_threads threads released together by
+    a barrier; returns the responses (raises on transport errors)."""
+    clients = [srv.client() for _ in range(n_threads)]
+    barrier = threading.Barrier(n_threads)
+    results = [None] * n_threads
+
+    def go(i):
+        barrier.wait()
+        try:
+            results[i] = make_request(clients[i], i)
+        except Exception as e:  # noqa: BLE001
+            results[i] = e
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(n_threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for cl in clients:
+        cl.close()
+    for x in results:
+        check(not isinstance(x, Exception), 'request failed: %r' % (x,))
+    return results
+
+
+def t_concurrent_conditional_create():
+    # If-None-Exist exists so that two clients cannot create duplicates (R4 3.1.0.8.1)
+    for rnd in range(10):
+        v = unique('ccrace')
+        rs = race(4, lambda cl, i: cl.post('/fhir/Patient', json=patient('CcRace%d' % i, v),
+                                           headers={'If-None-Exist': ident_query(v)}))
+        statuses = sorted(r.status for r in rs)
+        eq(statuses, [200, 200, 200, 201], 'round %d: statuses of 4 simultaneous conditional creates' % rnd)
+        eq(count_ident(v), 1, 'round %d: patients with the identifier' % rnd)
+
+
+def t_concurrent_update_create():
+    for rnd in range(10):
+        rid = unique('ucrace')
+        rs = race(2, lambda cl, i: cl.put('/fhir/Patient/%s' % rid, json=patient('UcRace%d' % i, id=rid)))
+        eq(sorted(r.status for r in rs), [200, 201], 'round %d: statuses of 2 simultaneous PUTs creating %s' % (rnd, rid))
+        eq(sorted(parse_etag_version(r.header('ETag')) for r in rs), ['1', '2'], 'round %d: versions written' % rnd)
+        res, _ = read_json('Patient', rid)
+        eq(res['meta']['versionId'], '2', 'round %d: current version' % rnd)
+
+
+def t_concurrent_conditional_update():
+    for rnd in range(10):
+        v = unique('curace')
+        rs = race(2, lambda cl, i: cl.put('/fhir/Patient?' + ident_query(v), json=patient('CuRace%d' % i, v)))
+        eq(sorted(r.status for r in rs), [200, 201], 'round %d: statuses of 2 simultaneous conditional updates' % rnd)
+        eq(count_ident(v), 1, 'round %d: patients with the identifier' % rnd)
+
+
+test_expect_success('concurrency: 4 simultaneous conditional creates make one resource (one 201, three 200; 10 rounds)', t_concurrent_conditional_create)
+test_expect_success('concurrency: 2 simultaneous PUTs creating the same id give 201 and 200, versions 1 and 2 (10 rounds)', t_concurrent_update_create)
+test_expect_success('concurrency: 2 simultaneous conditional updates with no match create one resource (10 rounds)', t_concurrent_conditional_update)
 
 test_done()

@@ -81,16 +81,45 @@ class Results:
         self.precision = []      # (label, path, sent text, got text)
         self.meta_lost = []      # (label, what)
         self.by_type = {}
+        self.refused = []        # (label, reason): invalid as published, refused as they must be
 
     def fail(self, label, msg):
         with self.lock:
             self.failures.append((label, msg))
 
 
+def known_invalid(v, path):
+    """(expression, reason) when the published resource breaks a rule of base
+    FHIR R4 that this test can check on its own, else None. So far: a Narrative
+    without div (Narrative.div is 1..1), as in US Core's diagnosticreport-cbc."""
+    if isinstance(v, dict):
+        t = v.get('text')
+        if isinstance(t, dict) and 'div' not in t:
+            return path + '.text.div', 'Narrative.div is 1..1 but the resource has text without div'
+        for k, x in v.items():
+            if k == 'contained' and isinstance(x, list):
+                for i, cr in enumerate(x):
+                    got = known_invalid(cr, '%s.contained[%d]' % (path, i))
+                    if got:
+                        return got
+    return None
+
+
 def roundtrip_one(cl, label, res, results):
-    """PUT res on its id, read the version written back, compare."""
+    """PUT res on its id, read the version written back, compare. A resource
+    that is itself invalid must be refused with 400 naming the element."""
     rtype, rid = res['resourceType'], res.get('id')
     body = dumps(res).encode('utf-8')
+    invalid = known_invalid(res, rtype)
+    if invalid:
+        r = cl.put('/fhir/%s/%s' % (rtype, rid), body=body, content_type='application/fhir+json')
+        exprs = outcome_expressions(r.json) if r.json else []
+        if r.status != 400 or invalid[0] not in exprs:
+            return results.fail(label, 'invalid as published (%s): expected 400 naming %s, got %d %s'
+                                % (invalid[1], invalid[0], r.status, r.body[:300]))
+        with results.lock:
+            results.refused.append((label, invalid[1]))
+        return None
     if rid:
         r = cl.put('/fhir/%s/%s' % (rtype, rid), body=body, content_type='application/fhir+json')
         if r.status not in (200, 201):
@@ -167,9 +196,11 @@ def run_parallel(jobs, results, workers=WORKERS):
 
 
 def report(results, total, what):
-    note('%s: %d of %d read back equal; by type: %s' % (
-        what, results.ok, total,
+    note('%s: %d of %d read back equal, %d refused as invalid; by type: %s' % (
+        what, results.ok, total, len(results.refused),
         ', '.join('%s %d' % kv for kv in sorted(results.by_type.items(), key=lambda kv: -kv[1]))))
+    for label, why in results.refused:
+        note('%s refused with 400 as it must be: %s' % (label, why))
     if results.failures:
         lines = ['%d of %d %s did not round-trip:' % (len(results.failures), total, what)]
         for label, msg in sorted(results.failures)[:25]:

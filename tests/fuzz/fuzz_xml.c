@@ -15,7 +15,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *     -I/usr/include/libxml2 tests/fuzz/fuzz_xml.c src/fhir/xml.c \
  *     src/fhir/model.c src/fhir/outcome.c src/core/json.c src/core/buf.c \
- *     src/core/status.c build/src/fhir/model_gen.c build/src/fhir/xml_order_gen.c \
+ *     src/core/status.c build/src/fhir/model_gen.c \
  *     -ljansson -lxml2 -lpthread -o build/fuzz_xml
  *   build/fuzz_xml -max_len=65536 tests/fuzz/corpus/xml
  *

@@ -2,10 +2,12 @@
  * Tests for src/http: a real server on 127.0.0.1, port 0, talked to with
  * plain sockets through the tiny HTTP/1.1 client below.
  */
+/* cmocka needs these before it */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "http/http.h"
 #include "http/http_int.h"
@@ -110,13 +113,11 @@ static const char *reply_header(const struct reply *r, const char *name)
 /* All values of a header, comma-joined, into out. */
 static const char *reply_header_all(const struct reply *r, const char *name, char *out, size_t cap)
 {
+    size_t len = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < r->n_headers; i++)
-        if (strcasecmp(r->names[i], name) == 0) {
-            if (out[0])
-                strncat(out, ", ", cap - strlen(out) - 1);
-            strncat(out, r->values[i], cap - strlen(out) - 1);
-        }
+    for (size_t i = 0; i < r->n_headers && len < cap; i++)
+        if (strcasecmp(r->names[i], name) == 0)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "", r->values[i]);
     return out;
 }
 
@@ -363,8 +364,8 @@ static void test_body_echo(void **state)
 
     /* exactly the limit is allowed */
     char *req = malloc(MAX_BODY + 200);
-    int n = snprintf(req, 200, "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
-                     MAX_BODY);
+    int n =
+        snprintf(req, 200, "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
     memset(req + n, 'x', MAX_BODY);
     req[n + MAX_BODY] = '\0';
     roundtrip(PORT, req, &r);
@@ -491,11 +492,8 @@ static void test_bad_target(void **state)
     static const struct {
         const char *target, *reason;
     } cases[] = {
-        {"/echo/a%00b", "NUL"},
-        {"/echo?x=%00", "NUL"},
-        {"/echo/../secret", "'..'"},
-        {"/echo/%2e%2e/secret", "'..'"},
-        {"/echo/./x", "'.'"},
+        {"/echo/a%00b", "NUL"},          {"/echo?x=%00", "NUL"}, {"/echo/../secret", "'..'"},
+        {"/echo/%2e%2e/secret", "'..'"}, {"/echo/./x", "'.'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char req[256];
@@ -507,6 +505,37 @@ static void test_bad_target(void **state)
         assert_non_null(strstr(r.body.data, cases[i].reason));
         reply_free(&r);
     }
+}
+
+/* Requests MHD refuses itself still end (and free) their context: ASan checks. */
+static void test_refused_by_mhd(void **state)
+{
+    struct reply r;
+    /* HTTP/1.1 needs Host; MHD 0.9.75 lets it pass, later ones answer 400 */
+    roundtrip(PORT, "GET /echo HTTP/1.1\r\n\r\n", &r);
+    assert_true(r.status == 200 || r.status == 400);
+    reply_free(&r);
+
+    size_t n = 40000; /* more header than the connection's memory */
+    char *req = malloc(n + 100);
+    int k = snprintf(req, 100, "GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(req + k, 'a', n);
+    snprintf(req + k + n, 100 - 40, "\r\n\r\n");
+    struct client *c = malloc(sizeof *c);
+    client_open(c, PORT);
+    send(c->fd, req, strlen(req), MSG_NOSIGNAL);
+    if (fill(c, 12))
+        assert_true(strncmp(c->buf, "HTTP/1.1 4", 10) == 0); /* 431 or 413, or just closed */
+    client_close(c);
+    free(c);
+    free(req);
+
+    /* a client that goes away mid-body */
+    c = malloc(sizeof *c);
+    client_open(c, PORT);
+    client_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
+    client_close(c);
+    free(c);
 }
 
 static void test_headers_case_insensitive(void **state)
@@ -563,21 +592,15 @@ static void test_gzip(void **state)
         const char *accept; /* NULL: no Accept-Encoding header */
         bool gzip;
     } cases[] = {
-        {NULL, false},
-        {"gzip", true},
-        {"deflate, gzip;q=0.8, br", true},
-        {"GZIP", true},
-        {"gzip;q=0", false},
-        {"gzip; q=0.000, *", false},
-        {"*;q=0.5", true},
-        {"identity", false},
-        {"br, deflate", false},
+        {NULL, false},     {"gzip", true},      {"deflate, gzip;q=0.8, br", true},
+        {"GZIP", true},    {"gzip;q=0", false}, {"gzip; q=0.000, *", false},
+        {"*;q=0.5", true}, {"identity", false}, {"br, deflate", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char req[256];
         snprintf(req, sizeof req, "GET /big HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n",
-                 cases[i].accept ? "Accept-Encoding: " : "",
-                 cases[i].accept ? cases[i].accept : "", cases[i].accept ? "\r\n" : "");
+                 cases[i].accept ? "Accept-Encoding: " : "", cases[i].accept ? cases[i].accept : "",
+                 cases[i].accept ? "\r\n" : "");
         struct reply r;
         roundtrip(PORT, req, &r);
         assert_int_equal(r.status, 200);
@@ -600,11 +623,12 @@ static void test_gzip(void **state)
         }
         reply_free(&r);
     }
-    /* small bodies go as they are, and don't vary */
+    /* small bodies go as they are, and don't vary by encoding */
     struct reply r;
+    char vary[256];
     roundtrip(PORT, "GET /echo HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n", &r);
     assert_null(reply_header(&r, "Content-Encoding"));
-    assert_null(reply_header(&r, "Vary"));
+    assert_string_equal(reply_header_all(&r, "Vary", vary, sizeof vary), "Origin");
     reply_free(&r);
     ehr_buf_free(&want);
 }
@@ -627,7 +651,7 @@ static void test_cors(void **state)
     assert_non_null(strstr(m, "PATCH"));
     const char *h = reply_header(&r, "Access-Control-Allow-Headers");
     assert_non_null(h);
-    static const char *const needed[] = {"Authorization", "Content-Type", "If-Match",
+    static const char *const needed[] = {"Authorization", "Content-Type",  "If-Match",
                                          "If-None-Exist", "If-None-Match", "If-Modified-Since",
                                          "Prefer"};
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
@@ -762,6 +786,25 @@ static void test_concurrent(void **state)
     }
 }
 
+static int h_slow(void *ctx, ehr_http_request *req, ehr_http_response *res)
+{
+    usleep(300 * 1000);
+    ehr_buf_puts(&res->body, "slow but sure");
+    return EHR_HTTP_HANDLED;
+}
+
+struct slow_client {
+    uint16_t port;
+    struct reply r;
+};
+
+static void *slow_client_main(void *arg)
+{
+    struct slow_client *sc = arg;
+    roundtrip(sc->port, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", &sc->r);
+    return NULL;
+}
+
 /* A second server: wildcard CORS, no error_body (default JSON), stats, shutdown. */
 static void test_defaults_and_shutdown(void **state)
 {
@@ -769,6 +812,7 @@ static void test_defaults_and_shutdown(void **state)
     ehr_http_server *s = ehr_http_server_new(&cfg);
     assert_non_null(s);
     assert_int_equal(ehr_http_server_add(s, "/big", h_big, NULL), EHR_OK);
+    assert_int_equal(ehr_http_server_add(s, "/slow", h_slow, NULL), EHR_OK);
     assert_int_equal(ehr_http_server_start(s, NULL), EHR_OK);
     uint16_t port = ehr_http_server_port(s);
     assert_true(port != 0 && port != PORT);
@@ -797,8 +841,17 @@ static void test_defaults_and_shutdown(void **state)
     assert_int_equal(st.requests, 3);
     assert_int_equal(st.by_class[2], 2);
     assert_int_equal(st.by_class[4], 1);
+    /* shutdown lets an answer under way go out */
+    struct slow_client sc = {.port = port};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_client_main, &sc), 0);
+    usleep(100 * 1000);
     ehr_http_server_free(&s);
     assert_null(s);
+    pthread_join(th, NULL);
+    assert_int_equal(sc.r.status, 200);
+    assert_string_equal(sc.r.body.data, "slow but sure");
+    reply_free(&sc.r);
     /* the server is gone: the connection is closed */
     char b;
     assert_true(recv(c->fd, &b, 1, 0) <= 0);
@@ -815,7 +868,8 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(err.msg, "not an IP address"));
     ehr_http_server_free(&s);
 
-    ehr_http_config tls = {.bind = "127.0.0.1", .tls_cert = "/nonexistent/cert.pem",
+    ehr_http_config tls = {.bind = "127.0.0.1",
+                           .tls_cert = "/nonexistent/cert.pem",
                            .tls_key = "/nonexistent/key.pem"};
     s = ehr_http_server_new(&tls);
     assert_int_equal(ehr_http_server_start(s, &err), EHR_EIO);
@@ -863,6 +917,38 @@ static void test_tls(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The accessors work on a request made by hand, as REST unit tests may do. */
+static void test_set_header(void **state)
+{
+    ehr_http_request req = {.method = "GET", .path = "/x", .raw_query = "a=1&b=%20"};
+    struct ehr_http_param params[] = {{"a", "1"}, {"b", " "}, {"a", "2"}};
+    req.params = params;
+    req.n_params = 3;
+    req.arena = ehr_arena_new();
+    ehr_http_response res = {.status = 200};
+    assert_null(ehr_http_header(&req, "Accept"));
+    assert_string_equal(ehr_http_param(&req, "a"), "1");
+    assert_string_equal(ehr_http_param(&req, "b"), " ");
+    assert_null(ehr_http_param(&req, "c"));
+
+    char name[16] = "X-Copied";
+    assert_int_equal(ehr_http_set_header(&req, &res, name, "v"), EHR_OK);
+    snprintf(name, sizeof name, "X-Changed");
+    assert_string_equal(res.headers[0].name, "X-Copied");
+    assert_int_equal(ehr_http_set_header(&req, &res, "content-type", "text/csv"), EHR_OK);
+    assert_string_equal(res.content_type, "text/csv");
+    assert_int_equal(res.n_headers, 1);
+    /* no header injection */
+    assert_int_equal(ehr_http_set_header(&req, &res, "X-A", "v\r\nSet-Cookie: x"), EHR_EINVAL);
+    assert_int_equal(ehr_http_set_header(&req, &res, "X-A\r\nB", "v"), EHR_EINVAL);
+    assert_int_equal(ehr_http_set_header(&req, &res, "", "v"), EHR_EINVAL);
+    /* the array is bounded */
+    while (res.n_headers < 24)
+        assert_int_equal(ehr_http_set_header(&req, &res, "X-Fill", "v"), EHR_OK);
+    assert_int_equal(ehr_http_set_header(&req, &res, "X-More", "v"), EHR_ELIMIT);
+    ehr_arena_free(&req.arena);
+}
+
 static void redact(char *out, size_t cap, const char *fmt, ...)
 {
     va_list ap;
@@ -879,8 +965,8 @@ static void test_log_redaction(void **state)
     assert_string_equal(out, "Application reported internal error\n");
     redact(out, sizeof out, "Bad request for '%s' from %s", "/fhir/Patient?name=Smith", "x");
     assert_string_equal(out, "Bad request for '...' from ...");
-    redact(out, sizeof out, "code %u, size %zu, fd %d, %ld, %llu%%, %5.2f",
-           404u, (size_t)12, -3, -7L, 9ULL, 1.5);
+    redact(out, sizeof out, "code %u, size %zu, fd %d, %ld, %llu%%, %5.2f", 404u, (size_t)12, -3,
+           -7L, 9ULL, 1.5);
     assert_string_equal(out, "code 404, size 12, fd -3, -7, 9%, 1.5");
     redact(out, sizeof out, "%-10s|%.*s|%c|%p", "secret", 3, "secret", 'x', (void *)out);
     assert_string_equal(out, "...|...|?|...");
@@ -898,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_413_chunked),
         cmocka_unit_test(test_query_decoding),
         cmocka_unit_test(test_bad_target),
+        cmocka_unit_test(test_refused_by_mhd),
         cmocka_unit_test(test_headers_case_insensitive),
         cmocka_unit_test(test_status_without_body),
         cmocka_unit_test(test_gzip),
@@ -908,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_log_redaction),
+        cmocka_unit_test(test_set_header),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -331,6 +331,66 @@ static void test_if_match_race(void **state)
     }
 }
 
+struct writer {
+    ehr_repo *r;
+    int n_ok, n_conflict;
+};
+
+/* Each writer creates 25 patients and, between them, makes an update that
+   must fail (stale If-Match): in a shared commit the failure stays its own. */
+static void *writer(void *p)
+{
+    struct writer *w = p;
+    for (int i = 0; i < 25; i++) {
+        json_t *j = parse("{\"resourceType\":\"Patient\",\"active\":true}");
+        ehr_repo_out o = {0};
+        ehr_fhir_issues is = EHR_FHIR_ISSUES_INIT;
+        if (ehr_repo_create(w->r, &who, "Patient", j, NULL, &o, &is, NULL) == EHR_OK)
+            w->n_ok++;
+        ehr_repo_out_free(&o);
+        json_t *u = parse("{\"resourceType\":\"Patient\",\"id\":\"fixed\"}");
+        if (ehr_repo_update(w->r, &who, "Patient", "fixed", u, 99, &o, &is, NULL) ==
+            EHR_ECONFLICT)
+            w->n_conflict++;
+        ehr_repo_out_free(&o);
+        ehr_fhir_issues_free(&is);
+        json_decref(u);
+        json_decref(j);
+    }
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    ehr_repo_out o = {0};
+    ehr_fhir_issues is = EHR_FHIR_ISSUES_INIT;
+    json_t *u = parse("{\"resourceType\":\"Patient\",\"id\":\"fixed\"}");
+    assert_int_equal(ehr_repo_update(f->r, &who, "Patient", "fixed", u, 0, &o, &is, NULL), EHR_OK);
+    json_decref(u);
+    ehr_repo_out_free(&o);
+    enum { N = 8 };
+    struct writer w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct writer){f->r, 0, 0};
+        pthread_create(&t[i], NULL, writer, &w[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].n_ok, 25);
+        assert_int_equal(w[i].n_conflict, 25);
+    }
+    /* 200 creates and the first version of "fixed"; no conflict left a trace */
+    assert_int_equal(history_total(f), N * 25 + 1);
+    assert_int_equal(ehr_repo_read(f->r, &who, "Patient", "fixed", 0, &o, NULL), EHR_OK);
+    assert_int_equal(o.version, 1);
+    ehr_repo_out_free(&o);
+    int64_t n, bad;
+    assert_int_equal(ehr_repo_audit_verify(f->r, &n, &bad, NULL), EHR_OK);
+    assert_int_equal(n, N * 25 + 1);
+}
+
 static void test_parse_etag(void **state)
 {
     static const struct {
@@ -388,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conditional, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_match_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test(test_parse_etag),
         cmocka_unit_test_setup_teardown(test_compartment_and_audit, setup, teardown),
     };
