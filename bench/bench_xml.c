@@ -1,5 +1,5 @@
 /*
- * bench_xml - throughput of FHIR XML conversion (src/fhir/xml.c).
+ * bench_xml - throughput of FHIR XML conversion (src/fhir/xml*.c).
  *
  * Usage: bench_xml [DIR [ROUNDS]]
  *

@@ -1,6 +1,6 @@
 /*
  * fuzz_xml - libFuzzer target for the FHIR XML reader and writer
- * (src/fhir/xml.c).
+ * (src/fhir/xml*.c).
  *
  * Any input the reader accepts must write back as XML, and that XML must
  * read back to the same tree (numbers compared by their text): the two
@@ -13,8 +13,8 @@
  * build in build/ (for the generated tables):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *     -I/usr/include/libxml2 tests/fuzz/fuzz_xml.c src/fhir/xml.c \
- *     src/fhir/model.c src/fhir/outcome.c src/core/json.c src/core/buf.c \
+ *     -I/usr/include/libxml2 tests/fuzz/fuzz_xml.c src/fhir/xml.c src/fhir/xml_read.c \
+ *     src/fhir/xml_write.c src/fhir/model.c src/fhir/outcome.c src/core/json.c src/core/buf.c \
  *     src/core/status.c build/src/fhir/model_gen.c \
  *     -ljansson -lxml2 -lpthread -o build/fuzz_xml
  *   build/fuzz_xml -max_len=65536 tests/fuzz/corpus/xml

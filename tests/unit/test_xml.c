@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/fhir/xml.c: FHIR XML <-> JSON.
+ * Unit tests for src/fhir/xml*.c: FHIR XML <-> JSON.
  *
  *  - the definition-order table agrees with the model, type by type;
  *  - table-driven pairs that must convert exactly both ways, and cases for
