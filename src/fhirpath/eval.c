@@ -342,6 +342,9 @@ static ehr_status add_property(fp_ctx *c, const fp_item *parent, const char *key
         e = NULL;
     if ((!v || json_is_null(v)) && !e)
         return EHR_OK;
+    ehr_status st = fp_step(c, 1);
+    if (st)
+        return st;
     fp_item it;
     fp_item_from_json(v, e, t, res, &it);
     it.parent = obj;
@@ -1156,6 +1159,8 @@ static int equiv_colls(fp_ctx *c, const fp_coll *l, const fp_coll *r)
     memset(used, 0, r->n);
     for (size_t i = 0; i < l->n; i++) {
         bool found = false;
+        if (fp_step(c, r->n))
+            return FP_ERR;
         for (size_t j = 0; j < r->n && !found; j++) {
             if (!used[j] && fp_equiv(c, &l->items[i], &r->items[j]) == FP_TRUE) {
                 used[j] = true;
