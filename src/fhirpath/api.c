@@ -61,7 +61,7 @@ const char *ehr_fhirpath_text(const ehr_fhirpath_expr *e)
     return e->text;
 }
 
-ehr_fhirpath_error_class_t ehr_fhirpath_error_class(ehr_status st, const ehr_err *err)
+ehr_fhirpath_errclass ehr_fhirpath_error_class(ehr_status st, const ehr_err *err)
 {
     if (st == EHR_OK)
         return EHR_FHIRPATH_ERR_NONE;

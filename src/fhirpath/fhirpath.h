@@ -106,8 +106,8 @@ typedef enum {
     EHR_FHIRPATH_ERR_EXECUTION,
     EHR_FHIRPATH_ERR_LIMIT,
     EHR_FHIRPATH_ERR_OTHER, /* out of memory, or an error from a callback */
-} ehr_fhirpath_error_class_t;
-ehr_fhirpath_error_class_t ehr_fhirpath_error_class(ehr_status st, const ehr_err *err);
+} ehr_fhirpath_errclass;
+ehr_fhirpath_errclass ehr_fhirpath_error_class(ehr_status st, const ehr_err *err);
 
 /* A user-supplied environment variable (%name). */
 typedef struct ehr_fhirpath_var {

@@ -370,6 +370,13 @@ void fp_item_from_json(const json_t *v, const json_t *ext, const ehr_fhir_type *
 /* An item with a FHIR Quantity type as a System Quantity (NULL if not). */
 const fp_qty *fp_item_quantity(fp_ctx *c, const fp_item *it);
 
+/* ops.c: the operator nodes */
+ehr_status fp_eval_binary(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+ehr_status fp_eval_unary(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+ehr_status fp_eval_typeop(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+/* Is t Quantity or one of its specializations (Age, Duration ...)? */
+bool fp_is_quantity_type(const ehr_fhir_type *t);
+
 /* Three-valued results of comparisons. */
 enum { FP_FALSE = 0, FP_TRUE = 1, FP_EMPTY = 2, FP_ERR = 3 };
 int fp_equal(fp_ctx *c, const fp_item *a, const fp_item *b);
