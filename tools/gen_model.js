@@ -209,6 +209,7 @@ for (const sd of sds) {
             tbase = codes.includes('BackboneElement') ? 'BackboneElement' : 'Element';
         }
         const elements = [];
+        let order = 0; /* definition order, which the XML form follows */
         for (const el of kids) {
             let ename = lastSeg(el.path);
             const isChoice = ename.endsWith('[x]');
@@ -248,6 +249,7 @@ for (const sd of sds) {
                 types: etypes,
                 targets: targets.length ? targets : null,
                 binding,
+                order: order++,
             });
         }
         elements.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -493,7 +495,7 @@ for (const n of names) {
         const b = e.binding ? `&ehr_fhir_valuesets[${vsIndex.get(e.binding)}]` : 'NULL';
         elemLines.push(`    {${cstr(e.name)}, ${cstr(e.path)}, ${+e.isChoice}, ${+e.isArray}, ` +
                        `${+e.isSummary}, ${+e.isModifier}, ${e.min}, ${e.max}, ${e.types.length}, ` +
-                       `${tr}, ${tg}, ${b}},`);
+                       `${tr}, ${tg}, ${b}, ${e.order}},`);
         nElems++;
     }
 }
@@ -510,7 +512,7 @@ if (!targetPool.length)
 w('};');
 w('');
 w('/* name, path, is_choice, is_array, is_summary, is_modifier, min, max,');
-w('   n_types, types, target_profiles, binding */');
+w('   n_types, types, target_profiles, binding, order */');
 w('static const ehr_fhir_element elems[] = {');
 out.push(...elemLines);
 w('};');

@@ -15,6 +15,12 @@
  */
 int ehr_cmd_validate(int argc, char **argv);
 
+/* ehr serve [--port N] [--db PATH] ...: the HTTP server (see --help). */
+int ehr_cmd_serve(int argc, char **argv);
+
+/* ehr demo [--db PATH]: load the demo patients (idempotent). */
+int ehr_cmd_demo(int argc, char **argv);
+
 /*
  * ehr fhirpath [--var NAME=JSON]... [--type TYPE] [--now INSTANT] EXPRESSION FILE
  * Prints the result collection as a JSON array. Exit 0 on success, 1 on an

@@ -4,16 +4,38 @@
 
 #include "cli/commands.h"
 
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"serve", ehr_cmd_serve, "run the server: FHIR R4 API at /fhir"},
+    {"demo", ehr_cmd_demo, "load the demo patients into the database"},
+    {"validate", ehr_cmd_validate, "check FHIR R4 JSON files against the specification"},
+    {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ehr COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'ehr COMMAND --help' tells more about each.\n");
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        printf("usage: ehr COMMAND [OPTIONS]\n");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "validate") == 0)
-        return ehr_cmd_validate(argc - 1, argv + 1);
-    if (strcmp(argv[1], "fhirpath") == 0)
-        return ehr_cmd_fhirpath(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "ehr: unknown command '%s'; run 'ehr --help' for the list\n", argv[1]);
     return 2;
 }

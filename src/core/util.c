@@ -100,6 +100,11 @@ bool ehr_time_parse(const char *s, int64_t *us)
     }
     if (*p)
         return false;
+    /* a real calendar moment: 2024-02-30 and 25:00 are not */
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 || sec > 59)
+        return false;
     /* days from civil (Howard Hinnant's algorithm) */
     int yy = y - (mo <= 2);
     int era = (yy >= 0 ? yy : yy - 399) / 400;

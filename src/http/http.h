@@ -13,6 +13,27 @@
  *
  * http knows nothing of FHIR: the REST layer (src/rest/) turns statuses
  * into OperationOutcomes.
+ *
+ * Details handlers can rely on:
+ * - prefix matching is literal ("/fhir" also matches "/fhirx"); add every
+ *   handler before ehr_http_server_start. Handlers run on the pool's
+ *   threads, concurrently; so does error_body.
+ * - the response is shared along the chain: headers set by a handler that
+ *   passes stay; on a 404 (nobody answered) only status, body and
+ *   content type are replaced.
+ * - the server answers on its own, through error_body: 404 (no handler),
+ *   413 (body over max_body: at once when Content-Length says so; for a
+ *   chunked body once it ends, or the connection is closed when it goes
+ *   on past twice the limit), 400 (a path or query with an encoded NUL, a
+ *   path with a "." or ".." segment), 500 (out of memory, or a handler
+ *   status outside 100..599). Errors MHD detects itself (malformed
+ *   request, headers over 32 KiB) get MHD's own short answer.
+ * - a CORS preflight (OPTIONS with Origin and
+ *   Access-Control-Request-Method) is answered 204 before the chain.
+ * - HEAD reaches handlers as "HEAD"; MHD sends the headers only.
+ * - 204 and 304 answers are sent without a body whatever the handler wrote.
+ * - nothing about a request is logged (no paths, queries or bodies); see
+ *   ehr_http_server_stats for counts.
  */
 #ifndef EHR_HTTP_HTTP_H
 #define EHR_HTTP_HTTP_H
@@ -93,11 +114,24 @@ uint16_t ehr_http_server_port(const ehr_http_server *s);
 /* Stop (waits for requests in flight) and free; *s is set to NULL. */
 void ehr_http_server_free(ehr_http_server **s);
 
+/* Responses sent so far, by status class; counts only, nothing about content. */
+struct ehr_http_stats {
+    unsigned long requests;   /* all responses */
+    unsigned long by_class[6];/* [1] 1xx ... [5] 5xx; [0] unused */
+    long in_flight;           /* requests received and not yet completed */
+};
+void ehr_http_server_stats(const ehr_http_server *s, struct ehr_http_stats *out);
+
 /* A request header by name, case-insensitive, or NULL. */
 const char *ehr_http_header(const ehr_http_request *req, const char *name);
 /* The first query parameter of that name, or NULL. */
 const char *ehr_http_param(const ehr_http_request *req, const char *name);
-/* Add a response header (name and value are copied into the request arena). */
+/*
+ * Add a response header (name and value are copied into the request arena).
+ * "Content-Type" sets res->content_type instead. EHR_EINVAL for a name or
+ * value with CR or LF (no header injection), EHR_ELIMIT when the 24 slots
+ * are used. Works on a request built by hand (tests): only arena is needed.
+ */
 ehr_status ehr_http_set_header(ehr_http_request *req, ehr_http_response *res, const char *name,
                                const char *value);
 

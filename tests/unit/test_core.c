@@ -115,6 +115,10 @@ static void test_time(void **state)
     ehr_time_format(us, out);
     assert_string_equal(out, "2026-11-23T17:39:04.500Z");
     assert_false(ehr_time_parse("2026-13-01", &us));
+    assert_false(ehr_time_parse("2024-02-30T00:00:00Z", &us));
+    assert_true(ehr_time_parse("2024-02-29", &us));
+    assert_false(ehr_time_parse("2023-02-29", &us));
+    assert_false(ehr_time_parse("2024-01-01T24:00:00Z", &us));
     assert_false(ehr_time_parse("yesterday", &us));
 }
 

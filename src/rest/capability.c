@@ -1,0 +1,87 @@
+/*
+ * capability.c - GET /fhir/metadata: the CapabilityStatement, generated
+ * from the model (every resource type) and from what this server's
+ * handlers and search really support. Built once, then served as bytes.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "fhir/model.h"
+#include "rest/rest_int.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char *cached;
+static size_t cached_len;
+
+static json_t *search_param(const char *name, const char *type, const char *doc)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", name, "type", type, "documentation", doc);
+}
+
+static void build(void)
+{
+    json_t *cs = json_object();
+    json_object_set_new(cs, "resourceType", json_string("CapabilityStatement"));
+    json_object_set_new(cs, "status", json_string("active"));
+    json_object_set_new(cs, "date", json_string("2026-11-23"));
+    json_object_set_new(cs, "publisher", json_string("ehr"));
+    json_object_set_new(cs, "kind", json_string("instance"));
+    json_object_set_new(cs, "software", json_pack("{s:s, s:s}", "name", "ehr", "version", "0.1.0"));
+    json_object_set_new(cs, "implementation",
+                        json_pack("{s:s}", "description", "ehr FHIR R4 server"));
+    json_object_set_new(cs, "fhirVersion", json_string("4.0.1"));
+    json_object_set_new(cs, "format", json_pack("[s, s]", "json", "xml"));
+    json_object_set_new(cs, "patchFormat", json_pack("[s]", "application/json-patch+json"));
+
+    json_t *resources = json_array();
+    for (size_t i = 0; i < ehr_fhir_n_types; i++) {
+        const ehr_fhir_type *t = &ehr_fhir_types[i];
+        if (t->kind != EHR_FHIR_KIND_RESOURCE || t->is_abstract)
+            continue;
+        json_t *r = json_object();
+        json_object_set_new(r, "type", json_string(t->name));
+        json_t *ints = json_array();
+        static const char *const codes[] = {"read",   "vread",           "update",
+                                            "patch",  "delete",          "history-instance",
+                                            "history-type", "create",    "search-type"};
+        for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++)
+            json_array_append_new(ints, json_pack("{s:s}", "code", codes[k]));
+        json_object_set_new(r, "interaction", ints);
+        json_object_set_new(r, "versioning", json_string("versioned-update"));
+        json_object_set_new(r, "readHistory", json_true());
+        json_object_set_new(r, "updateCreate", json_true());
+        json_object_set_new(r, "conditionalCreate", json_true());
+        json_object_set_new(r, "conditionalRead", json_string("not-match"));
+        json_object_set_new(r, "conditionalUpdate", json_true());
+        json_object_set_new(r, "conditionalDelete", json_string("single"));
+        json_t *sps = json_array();
+        json_array_append_new(sps, search_param("_id", "token", "the logical id"));
+        json_array_append_new(sps, search_param("_lastUpdated", "date",
+                                                "when the current version was written"));
+        if (ehr_fhir_element_find(t, "identifier", 10, NULL))
+            json_array_append_new(sps, search_param("identifier", "token",
+                                                    "an identifier: system|value, |value or value"));
+        json_object_set_new(r, "searchParam", sps);
+        json_array_append_new(resources, r);
+    }
+    json_t *rest = json_object();
+    json_object_set_new(rest, "mode", json_string("server"));
+    json_object_set_new(rest, "resource", resources);
+    json_object_set_new(rest, "interaction", json_pack("[{s:s}]", "code", "history-system"));
+    json_object_set_new(cs, "rest", json_pack("[o]", rest));
+    cached = ehr_json_dumps(cs, EHR_JSON_COMPACT);
+    cached_len = cached ? strlen(cached) : 0;
+    json_decref(cs);
+}
+
+void rest_capabilities(struct rctx *x)
+{
+    pthread_once(&once, build);
+    if (!cached) {
+        rest_fail(x, 500, "exception", NULL, "out of memory");
+        return;
+    }
+    rest_send_text(x, 200, cached, cached_len);
+}
