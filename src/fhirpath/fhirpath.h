@@ -66,6 +66,14 @@ enum {
      * such as "Patient.name | Person.name" work on either type.
      */
     EHR_FHIRPATH_STRICT = 1u << 1,
+    /*
+     * as() on more than one item filters like ofType() instead of failing
+     * (FHIRPath N1 5.2.4 makes it an error). FHIR R4's own dom-3 invariant
+     * relies on it ("descendants().as(canonical)"; R5 rewrote it with
+     * ofType). The operator form "x as T" always filters: R4's search
+     * parameters apply it to repeating elements.
+     */
+    EHR_FHIRPATH_LENIENT_AS = 1u << 2,
 };
 
 typedef struct ehr_fhirpath_options {

@@ -291,6 +291,7 @@ struct fp_node {
 struct ehr_fhirpath_expr {
     ehr_arena *arena;
     fp_node *root;
+    unsigned flags; /* ehr_fhirpath_options.flags */
     char *text;
     size_t len;
 };

@@ -265,9 +265,9 @@ static int run_test(const char *dir, xmlNode *t, const char *group)
         env.trace = trace_none;
         st = ehr_fhirpath_eval(e, res_json, &env, a, &r, &err);
     }
-    ehr_fhirpath_error_class_t cls = ehr_fhirpath_error_class(st, &err);
+    ehr_fhirpath_errclass cls = ehr_fhirpath_error_class(st, &err);
     if (invalid) {
-        ehr_fhirpath_error_class_t want = strcmp(invalid, "syntax") == 0 ? EHR_FHIRPATH_ERR_SYNTAX
+        ehr_fhirpath_errclass want = strcmp(invalid, "syntax") == 0 ? EHR_FHIRPATH_ERR_SYNTAX
                                           : strcmp(invalid, "semantic") == 0
                                               ? EHR_FHIRPATH_ERR_SEMANTIC
                                               : EHR_FHIRPATH_ERR_EXECUTION;
