@@ -21,10 +21,13 @@
  * ehr_fhirpath_error_class() gives the class back to programs.
  *
  * Limits (DESIGN.md "Errors"): expressions longer than
- * EHR_FHIRPATH_MAX_EXPR_LEN bytes or nested deeper than EHR_FHIRPATH_MAX_DEPTH
- * are rejected at compile time; an evaluation stops with EHR_ELIMIT after
- * max_steps steps, when a collection grows beyond max_items items or when it
- * has allocated more than max_bytes (see ehr_fhirpath_env).
+ * EHR_FHIRPATH_MAX_EXPR_LEN bytes, nested deeper than EHR_FHIRPATH_MAX_DEPTH
+ * or with paths of more than 4 * EHR_FHIRPATH_MAX_DEPTH steps are rejected
+ * at compile time; an evaluation stops with EHR_ELIMIT after max_steps
+ * steps (regular expressions draw on the same budget, so a pattern with
+ * catastrophic backtracking ends there too), when a collection grows beyond
+ * max_items items or when it has allocated more than max_bytes (see
+ * ehr_fhirpath_env).
  */
 #ifndef EHR_FHIRPATH_FHIRPATH_H
 #define EHR_FHIRPATH_FHIRPATH_H
@@ -54,7 +57,7 @@ typedef struct ehr_fhirpath_item ehr_fhirpath_item;
 enum {
     /*
      * Report functions that depend on order (first, last, tail, skip, take,
-     * single, indexers) applied to the unordered output of children() or
+     * indexers) applied to the unordered output of children() or
      * descendants() as semantic errors (FHIRPath N1 section 4: "implementations
      * may decide to return an error").
      */
