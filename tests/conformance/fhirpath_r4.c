@@ -83,10 +83,11 @@ static json_t *load_input(const char *dir, const char *file)
             return inputs[i].json;
     /* the JSON form of x.xml is x.json */
     char name[512];
-    snprintf(name, sizeof name, "%s", file);
-    char *dot = strrchr(name, '.');
-    if (dot && strcmp(dot, ".xml") == 0)
-        strcpy(dot, ".json");
+    size_t fl = strlen(file);
+    if (fl > 4 && strcmp(file + fl - 4, ".xml") == 0)
+        snprintf(name, sizeof name, "%.*s.json", (int)(fl - 4), file);
+    else
+        snprintf(name, sizeof name, "%s", file);
     char path[1024];
     snprintf(path, sizeof path, "%s/r4-json/%s", dir, name);
     FILE *f = fopen(path, "rb");
