@@ -270,7 +270,13 @@ bool fp_dec_div(fp_dec a, fp_dec b, fp_dec *out)
         scale = b.scale;
     if (!fp_dec_div_scale(a, b, scale, out))
         return false;
-    *out = fp_dec_strip(*out);
+    /* trailing zeros go, down to the places the operands had: 15.0 / 3
+     * is 5.0, 2 / 2 is 1 */
+    int keep = a.scale > b.scale ? a.scale : b.scale;
+    while (out->scale > keep && out->m % 10 == 0) {
+        out->m /= 10;
+        out->scale--;
+    }
     return true;
 }
 

@@ -43,7 +43,7 @@ bool fp_dec_add(fp_dec a, fp_dec b, fp_dec *out);
 bool fp_dec_sub(fp_dec a, fp_dec b, fp_dec *out);
 bool fp_dec_mul(fp_dec a, fp_dec b, fp_dec *out);
 /* Quotient to at least 8 places (more when the operands have more),
- * trailing zeros stripped. */
+ * trailing zeros stripped down to the operands' places. */
 bool fp_dec_div(fp_dec a, fp_dec b, fp_dec *out);
 /* Quotient to scale places exactly (no stripping). */
 bool fp_dec_div_scale(fp_dec a, fp_dec b, int scale, fp_dec *out);
