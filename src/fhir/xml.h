@@ -21,12 +21,24 @@
  * gives back the same tree, with numbers and decimals (1.50, 1e3) kept as
  * written.
  *
- * The input must be UTF-8 (FHIR R4 2.6.1: the only encoding). Reading is
- * hardened: no network, no DTD (a DOCTYPE is an error, so no entity
- * expansion), size and depth limits below. Element order in the input is
- * not checked (readers are lenient; the JSON tree has no order), but
- * unknown elements and attributes, wrong namespaces, text where none may
- * be, and primitive values of the wrong shape are errors.
+ * A div read from XML that relies on namespaces declared further out (the
+ * XHTML default namespace, a prefix used inside) gets those declarations
+ * added to its start tag, so that the string stands alone.
+ *
+ * The input must be UTF-8 (FHIR R4 2.6.1: the only encoding; the encoding
+ * declaration is ignored). Reading is hardened: no network, no DTD (a
+ * DOCTYPE is an error, so no entity expansion), size and depth limits
+ * below, and libxml2's own limits (no XML_PARSE_HUGE: 10 MB per attribute
+ * value or text node, 256 levels of XML nesting). Element order in the
+ * input is not checked (readers are lenient; the JSON tree has no order),
+ * nor are primitive formats beyond what decides the JSON type (dates,
+ * codes ... are the validator's job, fhir/validate.h); but unknown
+ * elements and attributes, wrong namespaces, text where none may be,
+ * repeats of single elements and values of the wrong shape for booleans
+ * and numbers are errors.
+ *
+ * Everything the reader accepts, the writer writes back, and the result
+ * reads back to the same tree (tests/fuzz/fuzz_xml.c checks both ways).
  *
  * Thread-safe once libxml2 is initialised: call ehr_fhir_xml_init() at
  * start-up before threads start (the functions below call it too).

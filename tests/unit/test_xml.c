@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/fhir/xml.c: FHIR XML <-> JSON.
+ * Unit tests for src/fhir/xml*.c: FHIR XML <-> JSON.
  *
  *  - the definition-order table agrees with the model, type by type;
  *  - table-driven pairs that must convert exactly both ways, and cases for
@@ -422,8 +422,9 @@ static const struct {
     {"integer out of range",
      "<Patient" NS "><multipleBirthInteger value=\"2147483648\"/></Patient>", EHR_EINVAL, "value",
      "Patient.multipleBirth.ofType(integer)", "between"},
-    {"long integer", "<Patient" NS "><multipleBirthInteger value=\"-31111111111111111111\"/></Patient>",
-     EHR_EINVAL, "value", "Patient.multipleBirth.ofType(integer)", "between"},
+    {"long integer",
+     "<Patient" NS "><multipleBirthInteger value=\"-31111111111111111111\"/></Patient>", EHR_EINVAL,
+     "value", "Patient.multipleBirth.ofType(integer)", "between"},
     {"integer with a fraction", "<Patient" NS "><multipleBirthInteger value=\"1.0\"/></Patient>",
      EHR_EINVAL, "value", "Patient.multipleBirth.ofType(integer)", "bad integer"},
     {"empty value", "<Patient" NS "><gender value=\"\"/></Patient>", EHR_EINVAL, "value",
@@ -591,8 +592,7 @@ static const struct {
      "Patient.multipleBirth.ofType(integer)", "must be a number"},
     {"decimal for integer", "{\"resourceType\":\"Patient\",\"multipleBirthInteger\":1.5}",
      "Patient.multipleBirth.ofType(integer)", "must be an integer"},
-    {"integer out of range",
-     "{\"resourceType\":\"Patient\",\"multipleBirthInteger\":-2147483649}",
+    {"integer out of range", "{\"resourceType\":\"Patient\",\"multipleBirthInteger\":-2147483649}",
      "Patient.multipleBirth.ofType(integer)", "between -2147483648 and 2147483647"},
     {"negative unsignedInt", "{\"resourceType\":\"Appointment\",\"priority\":-1}",
      "Appointment.priority", "may not be negative"},
@@ -607,6 +607,8 @@ static const struct {
      "Patient.name[0].given", "same number of items"},
     {"null without extension", "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"a\",null]}]}",
      "Patient.name[0].given[1]", "null and has no extensions"},
+    {"empty _x without a value", "{\"resourceType\":\"Patient\",\"_gender\":{}}", "Patient.gender",
+     "neither a value nor an id or extensions"},
     {"_ on a complex element", "{\"resourceType\":\"Patient\",\"_name\":[{\"id\":\"x\"}]}",
      "Patient._name", "cannot carry"},
     {"unknown property in _x", "{\"resourceType\":\"Patient\",\"_gender\":{\"foo\":1}}",
@@ -813,6 +815,60 @@ static void test_us_core_round_trip(void **state)
     assert_int_equal(ok, n);
 }
 
+/* The Synthea bundles (large, a narrative in nearly every resource):
+   JSON -> XML -> JSON gives the same tree. */
+static void test_synthea_round_trip(void **state)
+{
+    const char *dirs[] = {DATA "/synthea/r4-2019", DATA "/synthea/r4-2021"};
+    size_t ok = 0, total = 0, resources = 0;
+    bool any = false;
+    for (size_t d = 0; d < 2; d++) {
+        size_t n;
+        char **files = list_dir(dirs[d], ".json", &n);
+        if (!files)
+            continue;
+        any = true;
+        for (size_t i = 0; i < n; i++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dirs[d], files[i]);
+            size_t len;
+            char *text = slurp(path, &len);
+            assert_non_null(text);
+            ehr_err err = {0};
+            json_t *j = ehr_json_parse(text, len, &err);
+            free(text);
+            if (!j || !ehr_json_get_string(j, "resourceType")) {
+                json_decref(j); /* an index file, not a resource */
+                continue;
+            }
+            total++;
+            json_t *entries = json_object_get(j, "entry");
+            resources += json_is_array(entries) ? json_array_size(entries) : 1;
+            ehr_status st;
+            char *x = xml_of(j, false, &err, &st);
+            json_t *back = x ? ehr_fhir_xml_to_json(x, strlen(x), NULL, &err) : NULL;
+            char where[1024] = "";
+            if (!x || !back)
+                printf("FAIL %s: %s at %s\n", files[i], err.msg, err.where);
+            else if (!same(j, back, where, sizeof where))
+                printf("FAIL %s: round trip differs at %s\n", files[i], where);
+            else
+                ok++;
+            free(x);
+            json_decref(back);
+            json_decref(j);
+        }
+        free_list(files, n);
+    }
+    if (!any) {
+        printf("SKIP synthea round trip: " DATA "/synthea not found (shared test data absent)\n");
+        skip();
+    }
+    printf("synthea round trip: %zu/%zu bundles (%zu resources) JSON -> XML -> JSON identical\n",
+           ok, total, resources);
+    assert_int_equal(ok, total);
+}
+
 /* --------------------------------------------- official R4 XML examples */
 
 /* Text of an XHTML tree with whitespace runs collapsed, whitespace-only
@@ -991,6 +1047,7 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_us_core_round_trip),
+        cmocka_unit_test(test_synthea_round_trip),
         cmocka_unit_test(test_official_xml_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
