@@ -29,8 +29,9 @@ ehr_status ehr_fhirpath_compile_opts(const char *expr, size_t len, const ehr_fhi
     e->arena = a;
     e->text = text;
     e->len = len;
+    e->flags = opts ? opts->flags : 0;
     ehr_status st = fp_parse(text, len, a, &e->root, err);
-    if (st == EHR_OK && opts && (opts->context_type || opts->flags))
+    if (st == EHR_OK && opts && (opts->context_type || (opts->flags & ~EHR_FHIRPATH_LENIENT_AS)))
         st = fp_check(e, opts, err);
     if (st != EHR_OK) {
         if (st == EHR_ENOMEM)
@@ -61,7 +62,7 @@ const char *ehr_fhirpath_text(const ehr_fhirpath_expr *e)
     return e->text;
 }
 
-ehr_fhirpath_error_class_t ehr_fhirpath_error_class(ehr_status st, const ehr_err *err)
+ehr_fhirpath_errclass ehr_fhirpath_error_class(ehr_status st, const ehr_err *err)
 {
     if (st == EHR_OK)
         return EHR_FHIRPATH_ERR_NONE;

@@ -38,6 +38,7 @@ typedef struct stype {
 
 typedef struct checker {
     const ehr_fhirpath_expr *e;
+    const struct stype *context; /* %context and %resource */
     const ehr_fhirpath_options *opts;
     ehr_err *err;
     ehr_status st;
@@ -212,6 +213,10 @@ static bool member(checker *C, const fp_node *n, const stype *in, stype *out)
             out->many = true;
         for (uint16_t k = 0; k < el->n_types; k++) {
             const ehr_fhir_type *t = el->types[k];
+            /* an element of type Resource holds any resource (contained,
+             * Bundle.entry.resource): its type is known only at run time */
+            if (t->kind == EHR_FHIR_KIND_RESOURCE && t->is_abstract)
+                out->any = true;
             add_fhir(out, t);
         }
         if (el->n_types == 0)
@@ -500,8 +505,8 @@ static bool chk(checker *C, const fp_node *n, const stype *focus, const stype *t
         set_sys(out, EHR_FHIRPATH_INTEGER, false);
         break;
     case FPN_VAR:
-        if ((n->name_len == 7 && memcmp(n->name, "context", 7) == 0))
-            *out = *this_t;
+        if (n->name_len == 7 && memcmp(n->name, "context", 7) == 0)
+            *out = *C->context;
         else
             set_any(out);
         break;
@@ -648,6 +653,7 @@ ehr_status fp_check(const ehr_fhirpath_expr *e, const ehr_fhirpath_options *opts
         add_fhir(ctx, t);
     else
         ctx->any = true;
+    C.context = ctx;
     chk(&C, e->root, ctx, ctx, res);
     free(ctx);
     free(res);

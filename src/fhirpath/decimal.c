@@ -14,26 +14,51 @@
 
 #include "fhirpath/fhirpath_int.h"
 
-/* 10^0 .. 10^38 */
-static fp_i128 pow10_tab[39];
-static bool pow10_ready;
-
-static void pow10_init(void)
-{
-    /* Idempotent: racing threads write the same values. */
-    fp_i128 v = 1;
-    for (int i = 0; i < 39; i++) {
-        pow10_tab[i] = v;
-        if (i < 38)
-            v *= 10;
-    }
-    __atomic_store_n(&pow10_ready, true, __ATOMIC_RELEASE);
-}
+/* 10^0 .. 10^38, computed by the compiler */
+static const fp_i128 pow10_tab[39] = {
+    (fp_i128)1ULL,
+    (fp_i128)10ULL,
+    (fp_i128)100ULL,
+    (fp_i128)1000ULL,
+    (fp_i128)10000ULL,
+    (fp_i128)100000ULL,
+    (fp_i128)1000000ULL,
+    (fp_i128)10000000ULL,
+    (fp_i128)100000000ULL,
+    (fp_i128)1000000000ULL,
+    (fp_i128)10000000000ULL,
+    (fp_i128)100000000000ULL,
+    (fp_i128)1000000000000ULL,
+    (fp_i128)10000000000000ULL,
+    (fp_i128)100000000000000ULL,
+    (fp_i128)1000000000000000ULL,
+    (fp_i128)10000000000000000ULL,
+    (fp_i128)100000000000000000ULL,
+    (fp_i128)1000000000000000000ULL,
+    (fp_i128)10000000000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 10ULL,
+    (fp_i128)10000000000000000000ULL * 100ULL,
+    (fp_i128)10000000000000000000ULL * 1000ULL,
+    (fp_i128)10000000000000000000ULL * 10000ULL,
+    (fp_i128)10000000000000000000ULL * 100000ULL,
+    (fp_i128)10000000000000000000ULL * 1000000ULL,
+    (fp_i128)10000000000000000000ULL * 10000000ULL,
+    (fp_i128)10000000000000000000ULL * 100000000ULL,
+    (fp_i128)10000000000000000000ULL * 1000000000ULL,
+    (fp_i128)10000000000000000000ULL * 10000000000ULL,
+    (fp_i128)10000000000000000000ULL * 100000000000ULL,
+    (fp_i128)10000000000000000000ULL * 1000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 10000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 100000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 1000000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 10000000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 100000000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 1000000000000000000ULL,
+    (fp_i128)10000000000000000000ULL * 10000000000000000000ULL,
+};
 
 static fp_i128 p10(int n)
 {
-    if (!__atomic_load_n(&pow10_ready, __ATOMIC_ACQUIRE))
-        pow10_init();
     return pow10_tab[n];
 }
 
@@ -245,7 +270,13 @@ bool fp_dec_div(fp_dec a, fp_dec b, fp_dec *out)
         scale = b.scale;
     if (!fp_dec_div_scale(a, b, scale, out))
         return false;
-    *out = fp_dec_strip(*out);
+    /* trailing zeros go, down to the places the operands had: 15.0 / 3
+     * is 5.0, 2 / 2 is 1 */
+    int keep = a.scale > b.scale ? a.scale : b.scale;
+    while (out->scale > keep && out->m % 10 == 0) {
+        out->m /= 10;
+        out->scale--;
+    }
     return true;
 }
 

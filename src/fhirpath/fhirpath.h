@@ -21,10 +21,13 @@
  * ehr_fhirpath_error_class() gives the class back to programs.
  *
  * Limits (DESIGN.md "Errors"): expressions longer than
- * EHR_FHIRPATH_MAX_EXPR_LEN bytes or nested deeper than EHR_FHIRPATH_MAX_DEPTH
- * are rejected at compile time; an evaluation stops with EHR_ELIMIT after
- * max_steps steps, when a collection grows beyond max_items items or when it
- * has allocated more than max_bytes (see ehr_fhirpath_env).
+ * EHR_FHIRPATH_MAX_EXPR_LEN bytes, nested deeper than EHR_FHIRPATH_MAX_DEPTH
+ * or with paths of more than 4 * EHR_FHIRPATH_MAX_DEPTH steps are rejected
+ * at compile time; an evaluation stops with EHR_ELIMIT after max_steps
+ * steps (regular expressions draw on the same budget, so a pattern with
+ * catastrophic backtracking ends there too), when a collection grows beyond
+ * max_items items or when it has allocated more than max_bytes (see
+ * ehr_fhirpath_env).
  */
 #ifndef EHR_FHIRPATH_FHIRPATH_H
 #define EHR_FHIRPATH_FHIRPATH_H
@@ -54,7 +57,7 @@ typedef struct ehr_fhirpath_item ehr_fhirpath_item;
 enum {
     /*
      * Report functions that depend on order (first, last, tail, skip, take,
-     * single, indexers) applied to the unordered output of children() or
+     * indexers) applied to the unordered output of children() or
      * descendants() as semantic errors (FHIRPath N1 section 4: "implementations
      * may decide to return an error").
      */
@@ -66,6 +69,14 @@ enum {
      * such as "Patient.name | Person.name" work on either type.
      */
     EHR_FHIRPATH_STRICT = 1u << 1,
+    /*
+     * as() on more than one item filters like ofType() instead of failing
+     * (FHIRPath N1 5.2.4 makes it an error). FHIR R4's own dom-3 invariant
+     * relies on it ("descendants().as(canonical)"; R5 rewrote it with
+     * ofType). The operator form "x as T" always filters: R4's search
+     * parameters apply it to repeating elements.
+     */
+    EHR_FHIRPATH_LENIENT_AS = 1u << 2,
 };
 
 typedef struct ehr_fhirpath_options {
@@ -106,8 +117,8 @@ typedef enum {
     EHR_FHIRPATH_ERR_EXECUTION,
     EHR_FHIRPATH_ERR_LIMIT,
     EHR_FHIRPATH_ERR_OTHER, /* out of memory, or an error from a callback */
-} ehr_fhirpath_error_class_t;
-ehr_fhirpath_error_class_t ehr_fhirpath_error_class(ehr_status st, const ehr_err *err);
+} ehr_fhirpath_errclass;
+ehr_fhirpath_errclass ehr_fhirpath_error_class(ehr_status st, const ehr_err *err);
 
 /* A user-supplied environment variable (%name). */
 typedef struct ehr_fhirpath_var {

@@ -43,7 +43,7 @@ bool fp_dec_add(fp_dec a, fp_dec b, fp_dec *out);
 bool fp_dec_sub(fp_dec a, fp_dec b, fp_dec *out);
 bool fp_dec_mul(fp_dec a, fp_dec b, fp_dec *out);
 /* Quotient to at least 8 places (more when the operands have more),
- * trailing zeros stripped. */
+ * trailing zeros stripped down to the operands' places. */
 bool fp_dec_div(fp_dec a, fp_dec b, fp_dec *out);
 /* Quotient to scale places exactly (no stripping). */
 bool fp_dec_div_scale(fp_dec a, fp_dec b, int scale, fp_dec *out);
@@ -291,6 +291,7 @@ struct fp_node {
 struct ehr_fhirpath_expr {
     ehr_arena *arena;
     fp_node *root;
+    unsigned flags; /* ehr_fhirpath_options.flags */
     char *text;
     size_t len;
 };
@@ -369,6 +370,13 @@ void fp_item_from_json(const json_t *v, const json_t *ext, const ehr_fhir_type *
                        const json_t *resource, fp_item *out);
 /* An item with a FHIR Quantity type as a System Quantity (NULL if not). */
 const fp_qty *fp_item_quantity(fp_ctx *c, const fp_item *it);
+
+/* ops.c: the operator nodes */
+ehr_status fp_eval_binary(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+ehr_status fp_eval_unary(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+ehr_status fp_eval_typeop(fp_ctx *c, const fp_node *n, const fp_scope *s, fp_coll *out);
+/* Is t Quantity or one of its specializations (Age, Duration ...)? */
+bool fp_is_quantity_type(const ehr_fhir_type *t);
 
 /* Three-valued results of comparisons. */
 enum { FP_FALSE = 0, FP_TRUE = 1, FP_EMPTY = 2, FP_ERR = 3 };

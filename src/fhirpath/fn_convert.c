@@ -745,6 +745,14 @@ static ehr_status fn_comparable(fp_ctx *c, const fp_node *n, const fp_scope *s, 
     ehr_status st = fp_input_single(c, n, in, &it);
     if (st || !it || (st = fp_arg_single(c, n, s, 0, &tmp, &o)) || !o)
         return st;
+    /* numbers take part as quantities of unit '1' (FHIRPath 2.0) */
+    fp_item qa, qb;
+    if ((it->kind == EHR_FHIRPATH_INTEGER || it->kind == EHR_FHIRPATH_DECIMAL) &&
+        conv_qty(c, it, &qa))
+        it = &qa;
+    if ((o->kind == EHR_FHIRPATH_INTEGER || o->kind == EHR_FHIRPATH_DECIMAL) &&
+        conv_qty(c, o, &qb))
+        o = &qb;
     const fp_qty *a = fp_item_quantity(c, it), *b = fp_item_quantity(c, o);
     if (!a || !b)
         return c->fail;

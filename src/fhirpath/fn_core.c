@@ -334,6 +334,8 @@ static ehr_status fn_is(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp
 static ehr_status fn_as(fp_ctx *c, const fp_node *n, const fp_scope *s, const fp_coll *in,
                         fp_coll *out)
 {
+    if (in->n > 1 && (c->expr->flags & EHR_FHIRPATH_LENIENT_AS))
+        return fn_of_type(c, n, s, in, out);
     const fp_item *it;
     ehr_status st = fp_input_single(c, n, in, &it);
     if (st)

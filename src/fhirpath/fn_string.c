@@ -4,13 +4,30 @@
  * lastIndexOf, matchesFull). Positions and lengths count characters
  * (Unicode scalar values), not bytes.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "fhirpath/fn.h"
 
 /* Steps a regular expression may take per call: bounds patterns with
- * catastrophic backtracking. */
+ * catastrophic backtracking. A regex step counts 1/16 of an evaluation
+ * step, and the call never gets more than what is left of max_steps. */
 #define REGEX_BUDGET 2000000
+#define REGEX_STEP 16
+
+static size_t regex_budget(const fp_ctx *c)
+{
+    size_t left = c->steps < c->max_steps ? c->max_steps - c->steps : 0;
+    return left < REGEX_BUDGET / REGEX_STEP ? left * REGEX_STEP : REGEX_BUDGET;
+}
+
+static ehr_status regex_too_costly(fp_ctx *c, const fp_node *n, size_t given)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "regular expression of %s() took more than %zu steps", n->name,
+             given);
+    return fp_limit(c, buf);
+}
 
 /* The input string; *p NULL when the input is empty. Error for non-strings. */
 static ehr_status input_str(fp_ctx *c, const fp_node *n, const fp_coll *in, const char **p,
@@ -280,12 +297,12 @@ static ehr_status matches_impl(fp_ctx *c, const fp_node *n, const fp_scope *s, c
             return st;
         re = cre;
     }
-    size_t budget = REGEX_BUDGET;
+    size_t given = regex_budget(c), budget = given;
     int r = fp_regex_exec(re, p, len, 0, full, NULL, 0, &budget);
-    if ((st = fp_step(c, (REGEX_BUDGET - budget) / 16)))
-        return st;
     if (r < 0)
-        return fp_error(c, n, "regular expression too expensive to evaluate");
+        return regex_too_costly(c, n, given);
+    if ((st = fp_step(c, (given - budget) / REGEX_STEP)))
+        return st;
     return fp_push_bool(c, out, r == 1);
 }
 
@@ -324,13 +341,13 @@ static ehr_status fn_replace_matches(fp_ctx *c, const fp_node *n, const fp_scope
     long *caps = fp_alloc(c, sizeof(long) * 2 * (size_t)ng);
     if (!caps)
         return c->fail;
-    size_t budget = REGEX_BUDGET;
+    size_t given = regex_budget(c), budget = given;
     sbuf b = {0};
     size_t pos = 0;
     while (pos <= len) {
         int r = fp_regex_exec(re, p, len, pos, false, caps, ng * 2, &budget);
         if (r < 0)
-            return fp_error(c, n, "regular expression too expensive to evaluate");
+            return regex_too_costly(c, n, given);
         if (r == 0)
             break;
         size_t ms = (size_t)caps[0], me = (size_t)caps[1];
@@ -404,7 +421,7 @@ static ehr_status fn_replace_matches(fp_ctx *c, const fp_node *n, const fp_scope
     }
     if (pos < len && !sb_add(c, &b, p + pos, len - pos))
         return c->fail;
-    if ((st = fp_step(c, (REGEX_BUDGET - budget) / 16)))
+    if ((st = fp_step(c, (given - budget) / REGEX_STEP)))
         return st;
     return sb_push(c, &b, out);
 }

@@ -83,10 +83,11 @@ static json_t *load_input(const char *dir, const char *file)
             return inputs[i].json;
     /* the JSON form of x.xml is x.json */
     char name[512];
-    snprintf(name, sizeof name, "%s", file);
-    char *dot = strrchr(name, '.');
-    if (dot && strcmp(dot, ".xml") == 0)
-        strcpy(dot, ".json");
+    size_t fl = strlen(file);
+    if (fl > 4 && strcmp(file + fl - 4, ".xml") == 0)
+        snprintf(name, sizeof name, "%.*s.json", (int)(fl - 4), file);
+    else
+        snprintf(name, sizeof name, "%s", file);
     char path[1024];
     snprintf(path, sizeof path, "%s/r4-json/%s", dir, name);
     FILE *f = fopen(path, "rb");
@@ -265,9 +266,9 @@ static int run_test(const char *dir, xmlNode *t, const char *group)
         env.trace = trace_none;
         st = ehr_fhirpath_eval(e, res_json, &env, a, &r, &err);
     }
-    ehr_fhirpath_error_class_t cls = ehr_fhirpath_error_class(st, &err);
+    ehr_fhirpath_errclass cls = ehr_fhirpath_error_class(st, &err);
     if (invalid) {
-        ehr_fhirpath_error_class_t want = strcmp(invalid, "syntax") == 0 ? EHR_FHIRPATH_ERR_SYNTAX
+        ehr_fhirpath_errclass want = strcmp(invalid, "syntax") == 0 ? EHR_FHIRPATH_ERR_SYNTAX
                                           : strcmp(invalid, "semantic") == 0
                                               ? EHR_FHIRPATH_ERR_SEMANTIC
                                               : EHR_FHIRPATH_ERR_EXECUTION;
