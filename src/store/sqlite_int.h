@@ -61,6 +61,9 @@ ehr_status ehr_sqlite__obj_list(ehr_store_conn *c, const char *kind, const char 
                                 ehr_store_obj_cb cb, void *ctx, ehr_err *err);
 ehr_status ehr_sqlite__obj_purge(ehr_store_conn *c, ehr_err *err);
 ehr_status ehr_sqlite__set_sync(ehr_store_conn *c, bool full, ehr_err *err);
+/* The search of the SQLite backend (sqlite_search.c). */
+ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_store_row_cb cb,
+                              void *ctx, size_t *total, ehr_err *err);
 ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err);
 
 #endif
