@@ -406,10 +406,7 @@ static bool has_filter(struct ps *p, const char *type, const char *name, const c
         fail(p, "invalid", name, "%s is not a reference parameter of %s", rparam, rtype);
         return false;
     }
-    if (type && !ehr_sp_targets(sp, type)) {
-        fail(p, "invalid", name, "%s.%s never refers to a %s", rtype, rparam, type);
-        return false;
-    }
+    /* a parameter that never refers to this type simply matches nothing */
     struct ehr_store_query *sq = subquery(p, rtype, c2 + 1, value, depth + 1);
     struct ehr_store_cond *c = ehr_arena_calloc(p->a, 1, sizeof *c);
     if (!sq || !c)
