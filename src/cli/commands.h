@@ -41,4 +41,7 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/* ehr reindex [--db PATH]: rebuild every resource's search index rows (progress on a tty). */
+int ehr_cmd_reindex(int argc, char **argv);
+
 #endif

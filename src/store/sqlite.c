@@ -503,6 +503,33 @@ static ehr_status put_value(struct sqlite_conn *c, sqlite3_int64 key, const char
     return run(c, st, err, "writing a search index row");
 }
 
+/* Replace (replace: delete first) the index rows and compartment of key. */
+static ehr_status write_index(struct sqlite_conn *c, sqlite3_int64 key, const char *type,
+                              const ehr_store_index *idx, bool replace, ehr_err *err)
+{
+    ehr_status res;
+    if (replace) {
+        for (int i = ST_DEL_STRING; i <= ST_DEL_COMPARTMENT; i++) {
+            sqlite3_bind_int64(c->stmts[i], 1, key);
+            if ((res = run(c, c->stmts[i], err, "replacing search index rows")))
+                return res;
+        }
+    }
+    if (!idx)
+        return EHR_OK;
+    for (size_t i = 0; i < idx->n_values; i++)
+        if ((res = put_value(c, key, type, &idx->values[i], err)))
+            return res;
+    for (size_t i = 0; i < idx->n_patients; i++) {
+        sqlite3_stmt *st = c->stmts[ST_INS_COMPARTMENT];
+        bind_text(st, 1, idx->patients[i]);
+        sqlite3_bind_int64(st, 2, key);
+        if ((res = run(c, st, err, "writing the patient compartment")))
+            return res;
+    }
+    return EHR_OK;
+}
+
 static ehr_status s_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
                         ehr_err *err)
 {
@@ -541,26 +568,40 @@ static ehr_status s_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
     if ((res = ehr_sqlite__version_compartment(&c->x, rid, rec, idx, err)))
         return res;
 
-    if (rec->version > 1) {
-        for (int i = ST_DEL_STRING; i <= ST_DEL_COMPARTMENT; i++) {
-            sqlite3_bind_int64(c->stmts[i], 1, key);
-            if ((res = run(c, c->stmts[i], err, "replacing search index rows")))
-                return res;
-        }
+    return write_index(c, key, rec->type, idx, rec->version > 1, err);
+}
+
+static ehr_status s_reindex(ehr_store_conn *base, const char *type, const char *id,
+                            const ehr_store_index *idx, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT key, rid, version, deleted FROM current WHERE type = ?1 "
+                                  "AND id = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(c->db, err, "reindexing");
+    bind_text(st, 1, type);
+    bind_text(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_int64 key = 0, rid = 0;
+    bool deleted = false;
+    int64_t version = 0;
+    if (rc == SQLITE_ROW) {
+        key = sqlite3_column_int64(st, 0);
+        rid = sqlite3_column_int64(st, 1);
+        version = sqlite3_column_int64(st, 2);
+        deleted = sqlite3_column_int(st, 3) != 0;
     }
-    if (!idx)
-        return EHR_OK;
-    for (size_t i = 0; i < idx->n_values; i++)
-        if ((res = put_value(c, key, rec->type, &idx->values[i], err)))
-            return res;
-    for (size_t i = 0; i < idx->n_patients; i++) {
-        st = c->stmts[ST_INS_COMPARTMENT];
-        bind_text(st, 1, idx->patients[i]);
-        sqlite3_bind_int64(st, 2, key);
-        if ((res = run(c, st, err, "writing the patient compartment")))
-            return res;
-    }
-    return EHR_OK;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return ehr_err_set(err, EHR_ENOTFOUND, "%s/%s does not exist", type, id);
+    if (rc != SQLITE_ROW)
+        return db_error(c->db, err, "reindexing");
+    ehr_store_rec rec = {.type = type, .id = id, .version = version};
+    ehr_status res;
+    if (!deleted && idx && (res = ehr_sqlite__version_compartment(&c->x, rid, &rec, idx, err)))
+        return res;
+    return write_index(c, key, type, deleted ? NULL : idx, true, err);
 }
 
 /* Call cb for each row of st: type, id, version, last_updated, deleted, method, content. */
@@ -858,6 +899,7 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .put = s_put,
     .history = s_history,
     .search = ehr_sqlite__search,
+    .reindex = s_reindex,
     .audit_append = s_audit_append,
     .audit_verify = s_audit_verify,
     .compartment_of = ehr_sqlite__compartment_of,

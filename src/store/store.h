@@ -306,6 +306,15 @@ struct ehr_store_ops {
     /* Make everything committed so far durable (sqlite: a WAL checkpoint,
        which syncs the log first). */
     ehr_status (*flush)(ehr_store_conn *c, ehr_err *err);
+
+    /* -- added with search (src/store/sqlite.c) -- */
+
+    /* Replace the index rows and compartment of the current version of
+       type/id with idx, without a new version (ehr reindex, after a change
+       of search parameters). A deleted resource keeps none. ENOTFOUND when
+       type/id never existed. Inside a write transaction. */
+    ehr_status (*reindex)(ehr_store_conn *c, const char *type, const char *id,
+                          const ehr_store_index *idx, ehr_err *err);
 };
 
 struct ehr_store {

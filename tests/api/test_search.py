@@ -774,4 +774,27 @@ test_expect_success('bad input: malformed values, unknown modifiers, bad chains,
 test_expect_success('bad input: a 50,000-value OR list is refused quickly', t_huge_or)
 test_expect_success('unknown parameters: ignored and reported (lenient), 400 (strict)', t_lenient_strict)
 
+
+
+def t_reindex():
+    system, code = common_code(OBS)
+    path = 'Observation?code=%s' % q(system + '|' + code)
+    before = ids(search_all(path)[1])
+    import sqlite3
+    db = sqlite3.connect(srv.db, timeout=30)
+    db.execute('DELETE FROM idx_token')
+    db.execute('DELETE FROM idx_string')
+    db.commit()
+    db.close()
+    eq(ids(search_all(path)[1]), [], 'no matches once the index rows are gone')
+    rc, out, err = srv.ehr('reindex')
+    check('reindexed' in out, 'ehr reindex reports what it did: %r %r' % (out, err))
+    eq(ids(search_all(path)[1]), before, 'the same matches after ehr reindex')
+    expect_ids('Patient?name=' + q(P0['name'][0]['family']),
+               [p for p in PATIENTS if any(norm(x).startswith(norm(P0['name'][0]['family']))
+                                           for x in name_parts(p))])
+
+
+test_expect_success('ehr reindex rebuilds the index while the server runs', t_reindex)
+
 test_done()
