@@ -383,14 +383,16 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
         return EHR_HTTP_HANDLED;
     }
     if (x.n_seg == 0 || (x.n_seg == 1 && !strcmp(x.seg[0], "_search"))) {
-        if (is_method(&x, "GET") || (x.n_seg == 1 && is_method(&x, "POST")))
+        if (x.n_seg == 0 && is_method(&x, "GET"))
+            rest_search_in(&x, NULL, NULL); /* system search */
+        else if (x.n_seg == 1 && is_method(&x, "POST"))
             rest_search_in(&x, NULL, NULL);
-        else if (is_method(&x, "POST"))
-            rest_fail(&x, 501, "not-supported", NULL,
-                      "batch and transaction Bundles are not supported by this server yet; "
-                      "send each resource to its type's URL");
-        else
+        else if (x.n_seg == 0 && is_method(&x, "POST"))
+            rest_transaction(&x);
+        else if (x.n_seg == 1)
             not_allowed(&x, "POST");
+        else
+            not_allowed(&x, "GET, POST");
         return EHR_HTTP_HANDLED;
     }
     const char *first = x.seg[0];
