@@ -166,8 +166,12 @@ static size_t write_clone(ehr_store_conn *c, const json_t *t, int k, int64_t *cl
         ehr_arena *a = ehr_arena_new();
         ehr_store_index idx;
         if (ehr_search_extract(rt, id, r, a, &idx) == EHR_OK) {
-            ehr_store_rec rec = {.type = rt, .id = id, .version = 1, .last_updated = ++*clock,
-                                 .method = "PUT", .content = body.data,
+            ehr_store_rec rec = {.type = rt,
+                                 .id = id,
+                                 .version = 1,
+                                 .last_updated = ++*clock,
+                                 .method = "PUT",
+                                 .content = body.data,
                                  .content_len = body.len};
             if (EHR_STORE_CALL(c, put, &rec, &idx, &err) == EHR_OK)
                 n++;
@@ -211,6 +215,7 @@ static double run_query(ehr_store_conn *c, const char *type, const char *qs, siz
         fprintf(stderr, "search_bench: %s?%s does not parse\n", type, qs);
         exit(1);
     }
+    s.q.total_limit = EHR_SEARCH_TOTAL_LIMIT; /* as GET does unless _total=accurate */
     EHR_STORE_CALL(c, begin, false, &err);
     if (EHR_STORE_CALL(c, search, &s.q, count_cb, rows, total, &err)) {
         fprintf(stderr, "search_bench: %s?%s: %s\n", type, qs, err.msg);
@@ -223,11 +228,11 @@ static double run_query(ehr_store_conn *c, const char *type, const char *qs, siz
     return now_ms() - t0;
 }
 
-static const char *const codes[] = {"8302-2", "29463-7", "39156-5", "8867-4", "72514-3",
+static const char *const codes[] = {"8302-2", "29463-7", "39156-5", "8867-4",  "72514-3",
                                     "2339-0", "6299-2",  "38483-4", "49765-1", "8480-6"};
 
-static void measure(ehr_store_conn *c, size_t scale, int iters, const char *name,
-                    const char *type, int kind)
+static void measure(ehr_store_conn *c, size_t scale, int iters, const char *name, const char *type,
+                    int kind)
 {
     double *ms = calloc((size_t)iters, sizeof *ms), *cpu = calloc((size_t)iters, sizeof *cpu);
     size_t rows = 0, total = 0;
@@ -257,8 +262,8 @@ static void measure(ehr_store_conn *c, size_t scale, int iters, const char *name
             break;
         case 5:
             snprintf(qs, sizeof qs,
-                     "patient=%s&code=http://loinc.org|%s&_include=Observation:patient", patients[p],
-                     code);
+                     "patient=%s&code=http://loinc.org|%s&_include=Observation:patient",
+                     patients[p], code);
             break;
         case 6:
             snprintf(qs, sizeof qs, "patient=%s&_sort=-date&_count=50", patients[p]);
@@ -292,8 +297,8 @@ static void measure(ehr_store_conn *c, size_t scale, int iters, const char *name
     qsort(ms, (size_t)iters, sizeof *ms, cmp_d);
     qsort(cpu, (size_t)iters, sizeof *cpu, cmp_d);
     int p99 = (int)floor(iters * 0.99);
-    printf("| %zu | %s | %.3f | %.3f | %.3f | %.3f | %.1f |\n", scale, name, ms[iters / 2],
-           ms[p99], cpu[iters / 2], cpu[p99], (double)total / iters);
+    printf("| %zu | %s | %.3f | %.3f | %.3f | %.3f | %.1f |\n", scale, name, ms[iters / 2], ms[p99],
+           cpu[iters / 2], cpu[p99], (double)total / iters);
     fflush(stdout);
     free(ms);
     free(cpu);
@@ -313,6 +318,17 @@ int main(int argc, char **argv)
             iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
+        else if (!strcmp(argv[i], "--query") && i + 2 < argc) { /* one query on an existing db */
+            ehr_store *st = NULL;
+            ehr_store_conn *c = NULL;
+            ehr_err err;
+            if (!db || ehr_store_open(db, &st, &err) || ehr_store_connect(st, &c, &err))
+                return 1;
+            size_t r = 0, t = 0;
+            double ms = run_query(c, argv[i + 1], argv[i + 2], &r, &t);
+            printf("%.3f ms, %zu rows, total %zu\n", ms, r, t);
+            return 0;
+        }
     }
     if (!db) {
         fprintf(stderr, "usage: search_bench --db PATH [--ladder N,N,...] [--iters N]\n");
@@ -360,12 +376,12 @@ int main(int argc, char **argv)
                 "Observation", 2);
         measure(c, n_written, iters, "Observation?subject:Patient.name=F&code=Y (chain)",
                 "Observation", 3);
-        measure(c, n_written, iters, "Patient?name=F&_has:Observation:patient:code=Y",
-                "Patient", 4);
+        measure(c, n_written, iters, "Patient?name=F&_has:Observation:patient:code=Y", "Patient",
+                4);
         measure(c, n_written, iters, "Observation?patient=X&code=Y&_include=Observation:patient",
                 "Observation", 5);
-        measure(c, n_written, iters, "Observation?patient=X&_sort=-date&_count=50",
-                "Observation", 6);
+        measure(c, n_written, iters, "Observation?patient=X&_sort=-date&_count=50", "Observation",
+                6);
     }
     ehr_store_disconnect(&c);
     ehr_store_close(&st);

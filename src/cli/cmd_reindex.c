@@ -65,8 +65,8 @@ static void batch_free(struct batch *b)
 static void progress(size_t done, size_t total)
 {
     int width = 40, fill = total ? (int)(done * (size_t)width / total) : width;
-    fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu", fill,
-            "########################################", width - fill, "", done, total);
+    fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu", fill, "########################################",
+            width - fill, "", done, total);
     fflush(stderr);
 }
 

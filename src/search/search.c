@@ -860,6 +860,7 @@ ehr_status ehr_search_parse(const char *type, const struct ehr_search_param *par
                 continue;
             }
             s->total_none = !strcmp(value, "none");
+            s->total_accurate = !strcmp(value, "accurate");
         } else if (!strcmp(name, "_summary")) {
             static const char *const names[] = {"false", "true", "text", "data", "count"};
             static const ehr_search_summary vals[] = {EHR_SUMMARY_NONE, EHR_SUMMARY_TRUE,

@@ -98,6 +98,8 @@ static ehr_status q_prepare(sqlite3 *db, struct q *d, sqlite3_stmt **out, ehr_er
                            MAX_BINDS);
     if (sqlite3_prepare_v2(db, d->sql.data, (int)d->sql.len, out, NULL) != SQLITE_OK)
         return ehr_err_set(err, EHR_EIO, "preparing a search: %s", sqlite3_errmsg(db));
+    if (getenv("EHR_SEARCH_SQL")) /* for EXPLAIN QUERY PLAN: placeholders only, no values */
+        fprintf(stderr, "search sql: %s\n", d->sql.data);
     for (int i = 0; i < d->n; i++) {
         if (d->b[i].kind == 1)
             sqlite3_bind_int64(*out, i + 1, d->b[i].i);
@@ -174,11 +176,12 @@ static void range_sql(ehr_buf *w, const char *op, const char *lo, const char *hi
 }
 
 static void sub_where(struct q *d, ehr_buf *w, const ehr_store_query *sq, const char *a,
-                      const ehr_store_access *ac);
+                      const ehr_store_access *ac, bool drive);
+static int pick_driver(size_t n, const struct ehr_store_clause *cls);
 
 /* The value part of a condition over index row alias p (" AND ..."). */
 static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, const char *p,
-                      const ehr_store_access *ac)
+                      bool drive, const ehr_store_access *ac)
 {
     switch (k->kind) {
     case EHR_IDX_STRING:
@@ -208,14 +211,22 @@ static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, c
         break;
     case EHR_IDX_REFERENCE:
         if (k->match == EHR_MATCH_CHAIN) {
-            ehr_buf_printf(w,
-                           " AND %s.target_type = ?%d AND %s.target_id IN (SELECT s%d.id FROM "
-                           "current s%d WHERE s%d.type = ?%d AND s%d.deleted = 0",
-                           p, bt(d, k->sub->type), p, d->alias, d->alias, d->alias,
-                           bt(d, k->sub->type), d->alias);
             char a[16];
-            snprintf(a, sizeof a, "s%d", d->alias++);
-            sub_where(d, w, k->sub, a, ac);
+            int sa = d->alias++;
+            snprintf(a, sizeof a, "s%d", sa);
+            int tb = bt(d, k->sub->type);
+            if (drive) /* the ids of the sub-query's matches, found by its own driver */
+                ehr_buf_printf(w,
+                               " AND %s.target_type = ?%d AND %s.target_id IN (SELECT %s.id FROM "
+                               "current %s WHERE +%s.type = ?%d AND %s.deleted = 0",
+                               p, tb, p, a, a, a, tb, a);
+            else /* a probe of the one target */
+                ehr_buf_printf(w,
+                               " AND %s.target_type = ?%d AND EXISTS (SELECT 1 FROM current %s "
+                               "WHERE %s.type = %s.target_type AND %s.id = %s.target_id AND "
+                               "%s.deleted = 0",
+                               p, tb, a, a, p, a, p, a);
+            sub_where(d, w, k->sub, a, ac, drive);
             ehr_buf_putc(w, ')');
             break;
         }
@@ -309,11 +320,11 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
         /* the resource is the target of k->param of a match of k->sub */
         char s[16];
         snprintf(s, sizeof s, "s%d", d->alias++);
-        if (drive)
+        if (drive && type) /* the ids that matches of the sub-query refer to */
             ehr_buf_printf(w,
                            "%s.id IN (SELECT %s.target_id FROM idx_reference %s JOIN current %s "
-                           "ON %s.key = %s.key WHERE %s.target_type = %s.type",
-                           a, p, p, s, s, p, p, a);
+                           "ON %s.key = %s.key WHERE %s.target_type = ?%d",
+                           a, p, p, s, s, p, p, bt(d, type));
         else
             ehr_buf_printf(w,
                            "EXISTS (SELECT 1 FROM idx_reference %s JOIN current %s ON %s.key = "
@@ -323,7 +334,7 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
                        " AND %s.type = ?%d AND %s.param = ?%d AND %s.type = ?%d AND "
                        "%s.deleted = 0",
                        p, bt(d, k->sub->type), p, bt(d, k->param), s, bt(d, k->sub->type), s);
-        sub_where(d, w, k->sub, s, ac);
+        sub_where(d, w, k->sub, s, ac, drive && type);
         ehr_buf_putc(w, ')');
         return;
     }
@@ -349,7 +360,7 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
             if (type)
                 ehr_buf_printf(w, " AND %s.type = ?%d", pi, bt(d, type));
             ehr_buf_printf(w, " AND %s.param = ?%d", pi, bt(d, k->parts[i].param));
-            value_sql(d, w, &k->parts[i], pi, ac);
+            value_sql(d, w, &k->parts[i], pi, false, ac);
         }
         ehr_buf_putc(w, ')');
         return;
@@ -362,8 +373,21 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
     if (type && drive)
         ehr_buf_printf(w, " AND %s.type = ?%d", p, bt(d, type));
     ehr_buf_printf(w, " AND %s.param = ?%d", p, bt(d, k->param));
-    value_sql(d, w, k, p, ac);
+    value_sql(d, w, k, p, drive, ac);
     ehr_buf_putc(w, ')');
+}
+
+static int drive_score(const struct ehr_store_clause *cl);
+
+/* How selective a sub-query is: its best clause. */
+static int sub_score(const ehr_store_query *sq)
+{
+    int best = 0;
+    for (size_t i = 0; i < sq->n_clauses; i++) {
+        int s = drive_score(&sq->clauses[i]);
+        best = s > best ? s : best;
+    }
+    return best;
 }
 
 /* How good a clause is at driving the query (higher is better, 0 never). */
@@ -383,17 +407,23 @@ static int drive_score(const struct ehr_store_clause *cl)
                  k->match == EHR_MATCH_ABOVE || (k->op && !strcmp(k->op, "ne")))
             s = 0;
         else if (k->match == EHR_MATCH_HAS || k->match == EHR_MATCH_CHAIN)
-            s = 30;
+            s = sub_score(k->sub) - 5;
         else if (k->kind == EHR_IDX_REFERENCE && k->s2)
             s = 90;
-        else if (k->kind == EHR_IDX_TOKEN && k->s2 && k->s1)
-            s = 80;
-        else if (k->kind == EHR_IDX_TOKEN && k->s2)
+        else if (k->kind == EHR_IDX_TOKEN && k->s2 &&
+                 (strstr(k->param, "identifier") || !strcmp(k->param, "telecom") ||
+                  !strcmp(k->param, "phone") || !strcmp(k->param, "email")))
+            s = 88; /* identifiers and contact points name few resources */
+        else if (k->kind == EHR_IDX_STRING && k->match != EHR_MATCH_CONTAINS)
+            s = 75;
+        else if (k->kind == EHR_IDX_URI)
             s = 70;
-        else if (k->kind == EHR_IDX_STRING || k->kind == EHR_IDX_URI)
-            s = 60;
-        else if (k->match == EHR_MATCH_COMPOSITE)
+        else if (k->kind == EHR_IDX_TOKEN && k->s2 && k->s1)
+            s = 55; /* codes are shared by many resources */
+        else if (k->kind == EHR_IDX_TOKEN && k->s2)
             s = 50;
+        else if (k->match == EHR_MATCH_COMPOSITE)
+            s = 45;
         else if (k->kind == EHR_IDX_TOKEN)
             s = 20;
         else
@@ -435,11 +465,14 @@ static int pick_driver(size_t n, const struct ehr_store_clause *cls)
     return best;
 }
 
+/* A sub-query's conditions on alias a: with its own driver when the outer
+ * condition drives (a list built once), else as probes of one candidate. */
 static void sub_where(struct q *d, ehr_buf *w, const ehr_store_query *sq, const char *a,
-                      const ehr_store_access *ac)
+                      const ehr_store_access *ac, bool drive)
 {
     access_sql(d, w, ac, a);
-    clauses_sql(d, w, sq->type, sq->n_clauses, sq->clauses, a, -1, ac);
+    clauses_sql(d, w, sq->type, sq->n_clauses, sq->clauses, a,
+                drive ? pick_driver(sq->n_clauses, sq->clauses) : -1, ac);
 }
 
 /* ---- the search ---- */
@@ -556,8 +589,9 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
                                "(c.type, c.id) IN (SELECT x.target_type, x.target_id FROM "
                                "idx_reference x WHERE x.key IN (SELECT value FROM json_each(?%d))",
                                kb);
+                /* by the page's keys: (key, param) index, not the type's */
                 if (inc->source)
-                    ehr_buf_printf(s, " AND x.type = ?%d", bt(&d, inc->source));
+                    ehr_buf_printf(s, " AND +x.type = ?%d", bt(&d, inc->source));
                 if (inc->param)
                     ehr_buf_printf(s, " AND x.param = ?%d", bt(&d, inc->param));
                 if (inc->target)
@@ -606,7 +640,11 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
     clauses_sql(&d, &w, q->type, q->n_clauses, q->clauses, "c", driver, q->access);
     ehr_status res = w.data && !d.oom ? EHR_OK : ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (!res && total) {
-        ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
+        if (q->total_limit)
+            ehr_buf_printf(&d.sql, "SELECT count(*) FROM (SELECT 1 FROM current c%s LIMIT %zu)",
+                           w.data, q->total_limit);
+        else
+            ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
         sqlite3_stmt *st = NULL;
         if (!(res = q_prepare(db, &d, &st, err))) {
             if (sqlite3_step(st) == SQLITE_ROW)

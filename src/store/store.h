@@ -202,6 +202,8 @@ typedef struct ehr_store_query {
     size_t max_includes; /* most included rows handed out (0: none) */
     bool *more;          /* when set: told whether matches remain after
                             the page (for next links) */
+    size_t total_limit;  /* > 0: count at most this many matches; a total
+                            equal to it then means "at least" */
 } ehr_store_query;
 
 /* Called once per match, with the current version's content. Non-OK stops. */
