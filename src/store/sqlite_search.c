@@ -146,7 +146,7 @@ static const char *const idx_table[] = {
     [EHR_IDX_STRING] = "idx_string",     [EHR_IDX_TOKEN] = "idx_token",
     [EHR_IDX_DATE] = "idx_date",         [EHR_IDX_REFERENCE] = "idx_reference",
     [EHR_IDX_QUANTITY] = "idx_quantity", [EHR_IDX_NUMBER] = "idx_number",
-    [EHR_IDX_URI] = "idx_uri",
+    [EHR_IDX_URI] = "idx_uri",           [EHR_IDX_TEXT] = "idx_text",
 };
 
 /*
@@ -250,6 +250,8 @@ static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, c
         } else {
             ehr_buf_printf(w, " AND %s.uri = ?%d", p, bt(d, k->s1));
         }
+        break;
+    case EHR_IDX_TEXT: /* rendered by cond_sql */
         break;
     case EHR_IDX_DATE: {
         if (k->match == EHR_MATCH_ANY)
@@ -365,6 +367,20 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
         ehr_buf_putc(w, ')');
         return;
     }
+    if (k->kind == EHR_IDX_TEXT) { /* FTS5: rowid = key * 2 (+1 for _content) */
+        int m = bt(d, k->s1), odd = bi(d, !strcmp(k->param, "_content"));
+        if (drive)
+            ehr_buf_printf(w,
+                           "%s.key IN (SELECT rowid / 2 FROM idx_text WHERE idx_text MATCH ?%d "
+                           "AND rowid %% 2 = ?%d)",
+                           a, m, odd);
+        else
+            ehr_buf_printf(w,
+                           "EXISTS (SELECT 1 FROM idx_text WHERE idx_text MATCH ?%d AND rowid = "
+                           "%s.key * 2 + ?%d)",
+                           m, a, odd);
+        return;
+    }
     const char *tab = idx_table[k->kind];
     if (drive)
         ehr_buf_printf(w, "%s.key IN (SELECT %s.key FROM %s %s WHERE 1", a, p, tab, p);
@@ -418,6 +434,8 @@ static int drive_score(const struct ehr_store_clause *cl)
             s = 75;
         else if (k->kind == EHR_IDX_URI)
             s = 70;
+        else if (k->kind == EHR_IDX_TEXT)
+            s = 65;
         else if (k->kind == EHR_IDX_TOKEN && k->s2 && k->s1)
             s = 55; /* codes are shared by many resources */
         else if (k->kind == EHR_IDX_TOKEN && k->s2)
@@ -488,7 +506,7 @@ static const char *sort_expr(struct q *d, ehr_buf *b, const struct ehr_store_sor
         static const char *const col[] = {
             [EHR_IDX_STRING] = "norm",   [EHR_IDX_TOKEN] = "code",     [EHR_IDX_DATE] = "lo",
             [EHR_IDX_REFERENCE] = "url", [EHR_IDX_QUANTITY] = "value", [EHR_IDX_NUMBER] = "value",
-            [EHR_IDX_URI] = "uri",
+            [EHR_IDX_URI] = "uri",       [EHR_IDX_TEXT] = "body",
         };
         const char *cn = col[s->kind];
         if (s->kind == EHR_IDX_DATE && s->desc)

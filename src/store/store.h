@@ -51,6 +51,7 @@ typedef enum {
     EHR_IDX_QUANTITY,
     EHR_IDX_NUMBER,
     EHR_IDX_URI,
+    EHR_IDX_TEXT, /* added with search: full text of _text and _content */
 } ehr_idx_kind;
 
 /*
@@ -62,6 +63,8 @@ typedef enum {
  *   QUANTITY:  num = value, s1 = system, s2 = code/unit
  *   NUMBER:    num = value
  *   URI:       s1 = the uri
+ *   TEXT:      s1 = words to index as full text (param "_text": the
+ *              narrative; "_content": every string of the resource)
  */
 struct ehr_store_value {
     ehr_idx_kind kind;
