@@ -13,6 +13,7 @@
  * of each key's parameter, resources without a value last.
  */
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,17 +90,93 @@ static void q_free(struct q *d)
         ehr_buf_free(&d->owned[i]);
 }
 
-static ehr_status q_prepare(sqlite3 *db, struct q *d, sqlite3_stmt **out, ehr_err *err)
+/*
+ * Prepared statements by SQL text, per connection: a search's SQL depends
+ * on the shape of the query (parameters, modifiers, number of values), not
+ * on the values, so the shapes an application uses are prepared once.
+ */
+#define CACHE_SIZE 64
+struct sqlite_search_cache {
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        uint64_t used;
+        bool busy;
+    } e[CACHE_SIZE];
+    uint64_t tick;
+};
+
+void ehr_sqlite__search_cache_free(struct sqlite_xconn *x)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    if (!c)
+        return;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        sqlite3_finalize(c->e[i].st);
+        free(c->e[i].sql);
+    }
+    free(c);
+    x->search_cache = NULL;
+}
+
+static sqlite3_stmt *cache_get(struct sqlite_xconn *x, const char *sql, ehr_err *err)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    if (!c && !(c = x->search_cache = calloc(1, sizeof *c))) {
+        ehr_err_set(err, EHR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int victim = -1;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (c->e[i].sql && !c->e[i].busy && !strcmp(c->e[i].sql, sql)) {
+            c->e[i].used = ++c->tick;
+            c->e[i].busy = true;
+            return c->e[i].st;
+        }
+        if (!c->e[i].busy && (victim < 0 || c->e[i].used < c->e[victim].used))
+            victim = i;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(x->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        ehr_err_set(err, EHR_EIO, "preparing a search: %s", sqlite3_errmsg(x->db));
+        return NULL;
+    }
+    if (getenv("EHR_SEARCH_SQL")) /* for EXPLAIN QUERY PLAN: placeholders only, no values */
+        fprintf(stderr, "search sql: %s\n", sql);
+    if (victim < 0) /* every entry in use (nested searches): not cached */
+        return st;
+    sqlite3_finalize(c->e[victim].st);
+    free(c->e[victim].sql);
+    c->e[victim].sql = strdup(sql);
+    c->e[victim].st = c->e[victim].sql ? st : NULL;
+    c->e[victim].used = ++c->tick;
+    c->e[victim].busy = c->e[victim].sql != NULL;
+    return st;
+}
+
+/* Done with a statement from cache_get: reset for the next use. */
+static void cache_put(struct sqlite_xconn *x, sqlite3_stmt *st)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    for (int i = 0; c && i < CACHE_SIZE; i++)
+        if (c->e[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->e[i].busy = false;
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+static ehr_status q_prepare(struct sqlite_xconn *x, struct q *d, sqlite3_stmt **out, ehr_err *err)
 {
     if (d->oom || !d->sql.data)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (d->n > MAX_BINDS)
         return ehr_err_set(err, EHR_ELIMIT, "the search has too many values (at most %d)",
                            MAX_BINDS);
-    if (sqlite3_prepare_v2(db, d->sql.data, (int)d->sql.len, out, NULL) != SQLITE_OK)
-        return ehr_err_set(err, EHR_EIO, "preparing a search: %s", sqlite3_errmsg(db));
-    if (getenv("EHR_SEARCH_SQL")) /* for EXPLAIN QUERY PLAN: placeholders only, no values */
-        fprintf(stderr, "search sql: %s\n", d->sql.data);
+    if (!(*out = cache_get(x, d->sql.data, err)))
+        return err->msg[0] ? EHR_EIO : EHR_ENOMEM;
     for (int i = 0; i < d->n; i++) {
         if (d->b[i].kind == 1)
             sqlite3_bind_int64(*out, i + 1, d->b[i].i);
@@ -517,12 +594,12 @@ static const char *sort_expr(struct q *d, ehr_buf *b, const struct ehr_store_sor
     return b->data;
 }
 
-static ehr_status run_rows(sqlite3 *db, struct q *d, ehr_store_row_cb cb, void *ctx, int64_t **keys,
-                           size_t *nk, size_t *capk, bool included, size_t limit, bool *more,
-                           ehr_err *err)
+static ehr_status run_rows(struct sqlite_xconn *x, struct q *d, ehr_store_row_cb cb, void *ctx,
+                           int64_t **keys, size_t *nk, size_t *capk, bool included, size_t limit,
+                           bool *more, ehr_err *err)
 {
     sqlite3_stmt *st = NULL;
-    ehr_status res = q_prepare(db, d, &st, err);
+    ehr_status res = q_prepare(x, d, &st, err);
     if (res)
         return res;
     int rc;
@@ -571,16 +648,16 @@ static ehr_status run_rows(sqlite3 *db, struct q *d, ehr_store_row_cb cb, void *
             break;
     }
     if (!res && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        res = ehr_err_set(err, EHR_EIO, "running a search: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+        res = ehr_err_set(err, EHR_EIO, "running a search: %s", sqlite3_errmsg(x->db));
+    cache_put(x, st);
     return res;
 }
 
 #define ROW_COLS "r.type, r.id, r.version, r.last_updated, r.deleted, r.method, r.content, c.key "
 
 /* The page's includes, then (iterate) the includes of what they found. */
-static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_cb cb, void *ctx,
-                           int64_t **keys, size_t *nk, size_t *capk, ehr_err *err)
+static ehr_status includes(struct sqlite_xconn *x, const ehr_store_query *q, ehr_store_row_cb cb,
+                           void *ctx, int64_t **keys, size_t *nk, size_t *capk, ehr_err *err)
 {
     size_t from = 0, budget = q->max_includes;
     ehr_status res = EHR_OK;
@@ -630,7 +707,7 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
             access_sql(&d, s, q->access, "c");
             ehr_buf_printf(s, " ORDER BY c.key LIMIT %zu", budget + *nk);
             size_t before = *nk;
-            res = run_rows(db, &d, cb, ctx, keys, nk, capk, true, budget, NULL, err);
+            res = run_rows(x, &d, cb, ctx, keys, nk, capk, true, budget, NULL, err);
             budget -= *nk - before < budget ? *nk - before : budget;
             q_free(&d);
         }
@@ -643,7 +720,8 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
 ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_store_row_cb cb,
                               void *ctx, size_t *total, ehr_err *err)
 {
-    sqlite3 *db = ehr_sqlite__xconn(c)->db;
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    sqlite3 *db = x->db;
     struct q d = {.sql = EHR_BUF_INIT};
     ehr_buf w = EHR_BUF_INIT;
     int driver = pick_driver(q->n_clauses, q->clauses);
@@ -664,13 +742,13 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
         else
             ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
         sqlite3_stmt *st = NULL;
-        if (!(res = q_prepare(db, &d, &st, err))) {
+        if (!(res = q_prepare(x, &d, &st, err))) {
             if (sqlite3_step(st) == SQLITE_ROW)
                 *total = (size_t)sqlite3_column_int64(st, 0);
             else
                 res = ehr_err_set(err, EHR_EIO, "counting matches: %s", sqlite3_errmsg(db));
+            cache_put(x, st);
         }
-        sqlite3_finalize(st);
     }
     if (!res && q->count > 0 && cb) {
         ehr_buf_reset(&d.sql);
@@ -711,12 +789,12 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
         size_t nk = 0, capk = 0;
         if (q->more)
             *q->more = false;
-        res = run_rows(db, &d, cb, ctx, q->n_includes ? &keys : NULL, &nk, &capk, false, q->count,
+        res = run_rows(x, &d, cb, ctx, q->n_includes ? &keys : NULL, &nk, &capk, false, q->count,
                        q->more, err);
         if (reverse && q->more) /* the page it came back from follows */
             *q->more = true;
         if (!res && q->n_includes && q->max_includes)
-            res = includes(db, q, cb, ctx, &keys, &nk, &capk, err);
+            res = includes(x, q, cb, ctx, &keys, &nk, &capk, err);
         free(keys);
     }
     ehr_buf_free(&w);
