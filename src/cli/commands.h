@@ -41,4 +41,12 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/*
+ * ehr import [STORE] [--jobs N] PATH... | ehr import --url URL [--token T] PATH...
+ * Bundles, NDJSON and folders of them, each Bundle one transaction. Exit 0
+ * when everything loaded, 1 when something failed (each failure printed
+ * with its file and line or entry), 2 on a usage error.
+ */
+int ehr_cmd_import(int argc, char **argv);
+
 #endif

@@ -444,6 +444,13 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET, PUT, PATCH, DELETE");
         return EHR_HTTP_HANDLED;
     }
+    if (x.n_seg == 3 && !strcmp(first, "Patient") && !strcmp(x.seg[2], "$everything")) {
+        if (is_method(&x, "GET"))
+            rest_everything(&x, second);
+        else
+            not_allowed(&x, "GET");
+        return EHR_HTTP_HANDLED;
+    }
     if (strcmp(x.seg[2], "_history") != 0) {
         rest_fail(&x, 404, "not-found", NULL, "no FHIR interaction has this URL");
         return EHR_HTTP_HANDLED;
