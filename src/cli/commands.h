@@ -49,4 +49,11 @@ int ehr_cmd_fhirpath(int argc, char **argv);
  */
 int ehr_cmd_import(int argc, char **argv);
 
+/*
+ * ehr export [STORE] [--type T,...] [--since INSTANT] --out DIR
+ * NDJSON per resource type. Exit 0 on success, 1 on a failure (named), 2
+ * on a usage error.
+ */
+int ehr_cmd_export(int argc, char **argv);
+
 #endif

@@ -227,6 +227,17 @@ ehr_status ehr_repo_everything(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_r
                                ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
 
 /*
+ * Bulk export: the current resources q selects, in storage-key order, to
+ * cb (the stored bytes, unparsed), within what the caller may search
+ * (q->access is replaced by the caller's limits). Streams inside one read
+ * transaction: memory stays flat. *last_key (may be NULL) follows the
+ * rows, so that a job can resume with q->after_key. Audited as one
+ * "export" event with the number of resources.
+ */
+ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_scan_q *q,
+                           ehr_store_row_cb cb, void *cb_ctx, int64_t *last_key, ehr_err *err);
+
+/*
  * Record an event that is not a FHIR interaction (login, token grant,
  * break-glass, user changes: JSON object; "user", "from", "app" are filled
  * from ctx when absent) and return once it is durable (audit.h).

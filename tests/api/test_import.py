@@ -231,11 +231,59 @@ def t_sigkill_direct():
     s.stop()
 
 
+def read_ndjson_dir(d):
+    """{type: {id: resource without versionId/lastUpdated}} of an export folder."""
+    out = {}
+    for f in sorted(glob.glob(os.path.join(d, '*.ndjson'))):
+        t = os.path.basename(f)[:-len('.ndjson')]
+        with open(f, encoding='utf-8') as fh:
+            for n, line in enumerate(fh, 1):
+                res = json.loads(line)
+                eq(res['resourceType'], t, '%s:%d resourceType' % (f, n))
+                meta = dict(res.get('meta', {}))
+                meta.pop('versionId', None)
+                meta.pop('lastUpdated', None)
+                res['meta'] = meta
+                out.setdefault(t, {})[res['id']] = res
+    return out
+
+
+def t_export_round_trip():
+    d = tempfile.mkdtemp(prefix='ehr-export-')
+    rc, out, err = run_ehr('export', '--db', srv.db, '--out', d)
+    eq(rc, 0, 'export exit status (stderr: %s)' % err[-2000:])
+    first = read_ndjson_dir(d)
+    eq({t: len(v) for t, v in first.items() if t in EXP2021},
+       EXP2021, 'exported resources per type vs the input files')
+    s = Server(name='reimport')
+    rc, out, err = run_ehr('import', '--db', s.db, '--quiet', d)
+    eq(rc, 0, 're-import exit status (stderr: %s)' % err[-2000:])
+    d2 = tempfile.mkdtemp(prefix='ehr-export2-')
+    rc, out, err = run_ehr('export', '--db', s.db, '--out', d2)
+    eq(rc, 0, 'second export')
+    second = read_ndjson_dir(d2)
+    eq(sorted(second), sorted(first), 'types')
+    for t in first:
+        eq(sorted(second[t]), sorted(first[t]), '%s ids' % t)
+        for i, res in first[t].items():
+            check(json_equal(res, second[t][i]), '%s/%s differs after the round trip: %s' % (
+                t, i, json_diff(res, second[t][i])))
+    # --type and --since
+    d3 = tempfile.mkdtemp(prefix='ehr-export3-')
+    rc, out, err = run_ehr('export', '--db', s.db, '--out', d3, '--type', 'Patient,Encounter')
+    eq(sorted(os.listdir(d3)), ['Encounter.ndjson', 'Patient.ndjson'], '--type files')
+    d4 = tempfile.mkdtemp(prefix='ehr-export4-')
+    rc, out, err = run_ehr('export', '--db', s.db, '--out', d4, '--since', '2999-01-01T00:00:00Z')
+    eq(os.listdir(d4), [], '--since in the future exports nothing')
+
+
 test_expect_success('ehr import --url loads r4-2021 (practitioners and hospitals first); counts '
                     'per type equal those computed from the files', t_import_url)
 test_expect_success('re-running the import creates nothing new', t_rerun)
 test_expect_success('$everything of each patient is exactly its compartment; _type, _since, '
                     'unknown patient', t_everything)
+test_expect_success('ehr export while the server runs, re-import into an empty database: the '
+                    'same resources; --type, --since', t_export_round_trip)
 test_expect_success('ehr import --db (server stopped): every Synthea file; a non-FHIR file is '
                     'named and skipped', t_direct_db)
 test_expect_success('NDJSON with bad lines: each named with its line, the others loaded',
