@@ -11,6 +11,8 @@ static const struct {
 } commands[] = {
     {"serve", ehr_cmd_serve, "run the server: FHIR R4 API at /fhir"},
     {"demo", ehr_cmd_demo, "load the demo patients into the database"},
+    {"import", ehr_cmd_import, "load Bundles and NDJSON (Synthea, bulk exports) into the database"},
+    {"export", ehr_cmd_export, "write the current resources as NDJSON, one file per type"},
     {"validate", ehr_cmd_validate, "check FHIR R4 JSON files against the specification"},
     {"user", ehr_cmd_user, "add, list, disable users; reset passwords and MFA; link patients"},
     {"client", ehr_cmd_client, "register SMART apps and backend services"},

@@ -474,6 +474,13 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET, PUT, PATCH, DELETE");
         return EHR_HTTP_HANDLED;
     }
+    if (x.n_seg == 3 && !strcmp(first, "Patient") && !strcmp(x.seg[2], "$everything")) {
+        if (is_method(&x, "GET"))
+            rest_everything(&x, second);
+        else
+            not_allowed(&x, "GET");
+        return EHR_HTTP_HANDLED;
+    }
     if (x.n_seg == 3 && !strcmp(first, "Patient") && ehr_fhir_resource_type(x.seg[2]) &&
         !ehr_fhir_resource_type(x.seg[2])->is_abstract) {
         if (is_method(&x, "GET"))

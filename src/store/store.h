@@ -216,6 +216,23 @@ typedef struct ehr_store_history_q {
     const ehr_store_access *access; /* NULL: no limit */
 } ehr_store_history_q;
 
+/*
+ * A scan of current resources in storage-key order (bulk export): stream
+ * them all, or resume after the last key handed out. Filters combine with
+ * AND; empty ones match everything.
+ */
+typedef struct ehr_store_scan_q {
+    size_t n_types;
+    const char *const *types;    /* only these types */
+    int64_t since;               /* last_updated >= since; 0: any */
+    int64_t after_key;           /* resume: keys greater than this (0: from the start) */
+    size_t limit;                /* at most this many rows; 0: no limit */
+    bool in_compartments;        /* only resources in some patient's compartment ... */
+    size_t n_patients;           /* ... of one of these patients (0: any patient) */
+    const char *const *patients;
+    const ehr_store_access *access; /* NULL: no limit */
+} ehr_store_scan_q;
+
 /* Called with each patient id of a compartment (compartment_of). */
 typedef ehr_status (*ehr_store_patient_cb)(void *ctx, const char *patient);
 
@@ -315,6 +332,15 @@ struct ehr_store_ops {
        type/id never existed. Inside a write transaction. */
     ehr_status (*reindex)(ehr_store_conn *c, const char *type, const char *id,
                           const ehr_store_index *idx, ehr_err *err);
+
+    /* -- added with bulk export (src/store/sqlite.c, s_scan) -- */
+
+    /* Rows of q in key order, cb once each (deleted ones are skipped);
+       *last_key is the key of the row being handed to cb, so that a
+       stopped scan resumes with after_key = *last_key. Memory stays flat
+       whatever the number of rows. */
+    ehr_status (*scan)(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
+                       void *ctx, int64_t *last_key, ehr_err *err);
 };
 
 struct ehr_store {
