@@ -61,7 +61,9 @@ void rest_update(struct rctx *x, const char *type, const char *id);
 void rest_patch(struct rctx *x, const char *type, const char *id);
 void rest_delete(struct rctx *x, const char *type, const char *id);
 void rest_history(struct rctx *x, const char *type, const char *id);
-void rest_search(struct rctx *x, const char *type);
+/* Search type (FHIR R4 3.1.0.9); patient: within that Patient's
+   compartment (GET /Patient/ID/TYPE, 3.1.0.9.1 "compartment search"), or NULL. */
+void rest_search(struct rctx *x, const char *type, const char *patient);
 void rest_capabilities(struct rctx *x);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */

@@ -11,7 +11,7 @@ static bool strict_handling(struct rctx *x)
     return p && strstr(p, "handling=strict");
 }
 
-void rest_search(struct rctx *x, const char *type)
+void rest_search(struct rctx *x, const char *type, const char *patient)
 {
     ehr_arena *a = x->req->arena;
     /* GET: the query; POST _search: the form body and the query together */
@@ -51,6 +51,7 @@ void rest_search(struct rctx *x, const char *type)
         ehr_fhir_issues_free(&issues);
         return;
     }
+    s.q.compartment_patient = patient;
     size_t total = 0;
     ehr_err err = {{0}};
     struct rest_bundle bb;
@@ -68,7 +69,10 @@ void rest_search(struct rctx *x, const char *type)
     }
     rest_bundle_open(&bb, x, "searchset", s.total_none ? -1 : (long long)total);
     ehr_buf url = EHR_BUF_INIT;
-    ehr_buf_printf(&url, "%s/%s?", x->base, type);
+    if (patient)
+        ehr_buf_printf(&url, "%s/Patient/%s/%s?", x->base, patient, type);
+    else
+        ehr_buf_printf(&url, "%s/%s?", x->base, type);
     if (s.self.len)
         ehr_buf_printf(&url, "%s&", s.self.data);
     size_t base_len = url.len;
