@@ -114,9 +114,10 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        fprintf(stderr, "ehr serve: no users yet, and %s cannot be created to hold the first "
-                        "admin's password; add one: ehr user add --username admin --password - "
-                        "--role admin\n",
+        fprintf(stderr,
+                "ehr serve: no users yet, and %s cannot be created to hold the first "
+                "admin's password; add one: ehr user add --username admin --password - "
+                "--role admin\n",
                 path);
         return 1;
     }
@@ -282,7 +283,8 @@ int ehr_cmd_serve(int argc, char **argv)
         /* without authentication, never on a network */
         if (!hc.bind)
             hc.bind = "127.0.0.1";
-        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") && strcmp(hc.bind, "localhost")) {
+        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") &&
+            strcmp(hc.bind, "localhost")) {
             fprintf(stderr, "ehr serve: --insecure-no-auth listens on the loopback only "
                             "(--bind 127.0.0.1)\n");
             return 2;
@@ -344,7 +346,8 @@ int ehr_cmd_serve(int argc, char **argv)
         }
         if (web && (ehr_http_server_add(srv, "/", ehr_http_static_handle, web) ||
                     ehr_auth_register_app(auth, &err))) {
-            fprintf(stderr, "ehr serve: the clinician app: %s\n", err.msg[0] ? err.msg : "out of memory");
+            fprintf(stderr, "ehr serve: the clinician app: %s\n",
+                    err.msg[0] ? err.msg : "out of memory");
             ehr_http_server_free(&srv);
             ehr_http_static_free(&web);
             ehr_rest_free(&rest);
@@ -371,7 +374,8 @@ int ehr_cmd_serve(int argc, char **argv)
 
     printf("ehr: serving the FHIR R4 API at %s://%s:%u/fhir (database: %s)\n",
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
-           ehr_http_server_port(srv), so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+           ehr_http_server_port(srv),
+           so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
     if (web)
         printf("ehr: the clinician app: %s://%s:%u/ (files from %s)\n",
                hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",

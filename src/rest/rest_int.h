@@ -24,7 +24,7 @@ struct rctx {
     ehr_http_response *res;
     rest_format fmt;
     bool pretty;
-    const char *base;   /* "http://host/fhir" */
+    const char *base; /* "http://host/fhir" */
     ehr_repo_ctx who;
     /* path segments after /fhir */
     size_t n_seg;

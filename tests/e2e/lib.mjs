@@ -110,8 +110,8 @@ export async function shot(page, name) {
 // secret, filled at enrolment (first sign-in of a physician or nurse).
 export async function signIn(page, srv, user, password, secrets) {
   await page.goto(`${srv.url}/`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('User name', { exact: true }).fill(user);
+  await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   const step = await Promise.race([
     page.waitForSelector('#totp-secret', { timeout: 20000 }).then(() => 'enroll'),
@@ -121,11 +121,11 @@ export async function signIn(page, srv, user, password, secrets) {
   if (step === 'enroll') {
     const secret = (await page.textContent('#totp-secret')).trim();
     secrets.set(user, secret);
-    await page.getByLabel('Code').fill(await freshCode(secret));
+    await page.getByLabel('Code', { exact: true }).fill(await freshCode(secret));
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByRole('button', { name: 'Continue' }).click();
   } else if (step === 'code') {
-    await page.getByLabel('Code').fill(await freshCode(secrets.get(user)));
+    await page.getByLabel('Code', { exact: true }).fill(await freshCode(secrets.get(user)));
     await page.getByRole('button', { name: 'Continue' }).click();
   }
   await page.waitForSelector('#topbar:not([hidden])', { timeout: 20000 });

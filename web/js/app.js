@@ -28,7 +28,7 @@ export function classify(text) {
 
 function patientLine(p) {
   const age = ageOf(p.birthDate);
-  return [h('span', { class: 'pname' }, p.name || sortName(p)),
+  return [h('span', { class: 'pname' }, typeof p.name === 'string' ? p.name : sortName(p)),
     h('span', { class: 'pmeta' },
       [p.gender, p.birthDate ? `${fmtDate(p.birthDate)}${age !== null ? ` (${age})` : ''}` : '',
         p.mrn ?? mrnOf(p)].filter(Boolean).join(' · '))];
