@@ -43,9 +43,9 @@ static void build(void)
         json_t *r = json_object();
         json_object_set_new(r, "type", json_string(t->name));
         json_t *ints = json_array();
-        static const char *const codes[] = {"read",         "vread",  "update",
-                                            "patch",        "delete", "history-instance",
-                                            "history-type", "create", "search-type"};
+        static const char *const codes[] = {"read",   "vread",           "update",
+                                            "patch",  "delete",          "history-instance",
+                                            "history-type", "create",    "search-type"};
         for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++)
             json_array_append_new(ints, json_pack("{s:s}", "code", codes[k]));
         json_object_set_new(r, "interaction", ints);
@@ -58,12 +58,11 @@ static void build(void)
         json_object_set_new(r, "conditionalDelete", json_string("single"));
         json_t *sps = json_array();
         json_array_append_new(sps, search_param("_id", "token", "the logical id"));
-        json_array_append_new(
-            sps, search_param("_lastUpdated", "date", "when the current version was written"));
+        json_array_append_new(sps, search_param("_lastUpdated", "date",
+                                                "when the current version was written"));
         if (ehr_fhir_element_find(t, "identifier", 10, NULL))
-            json_array_append_new(sps,
-                                  search_param("identifier", "token",
-                                               "an identifier: system|value, |value or value"));
+            json_array_append_new(sps, search_param("identifier", "token",
+                                                    "an identifier: system|value, |value or value"));
         json_object_set_new(r, "searchParam", sps);
         json_array_append_new(resources, r);
     }

@@ -21,36 +21,22 @@
 int rest_http_status(ehr_status st)
 {
     switch (st) {
-    case EHR_OK:
-        return 200;
-    case EHR_EINVAL:
-        return 400;
-    case EHR_ENOTFOUND:
-        return 404;
-    case EHR_EGONE:
-        return 410;
-    case EHR_ECONFLICT:
-        return 412;
-    case EHR_EMULTIPLE:
-        return 412;
-    case EHR_EPRECONDITION:
-        return 422;
-    case EHR_EUNPROCESSABLE:
-        return 422;
-    case EHR_ELIMIT:
-        return 413;
-    case EHR_EFORBIDDEN:
-        return 403;
-    case EHR_EBUSY:
-        return 503;
-    case EHR_EUNSUPPORTED:
-        return 501;
-    case EHR_EEXISTS:
-        return 409;
+    case EHR_OK: return 200;
+    case EHR_EINVAL: return 400;
+    case EHR_ENOTFOUND: return 404;
+    case EHR_EGONE: return 410;
+    case EHR_ECONFLICT: return 412;
+    case EHR_EMULTIPLE: return 412;
+    case EHR_EPRECONDITION: return 422;
+    case EHR_EUNPROCESSABLE: return 422;
+    case EHR_ELIMIT: return 413;
+    case EHR_EFORBIDDEN: return 403;
+    case EHR_EBUSY: return 503;
+    case EHR_EUNSUPPORTED: return 501;
+    case EHR_EEXISTS: return 409;
     case EHR_ENOMEM:
     case EHR_EIO:
-    case EHR_EINTERNAL:
-        return 500;
+    case EHR_EINTERNAL: return 500;
     }
     return 500;
 }
@@ -58,32 +44,20 @@ int rest_http_status(ehr_status st)
 static const char *issue_code(ehr_status st)
 {
     switch (st) {
-    case EHR_ENOTFOUND:
-        return "not-found";
-    case EHR_EGONE:
-        return "deleted";
-    case EHR_ECONFLICT:
-        return "conflict";
-    case EHR_EMULTIPLE:
-        return "multiple-matches";
-    case EHR_ELIMIT:
-        return "too-costly";
-    case EHR_EFORBIDDEN:
-        return "forbidden";
-    case EHR_EBUSY:
-        return "transient";
-    case EHR_EUNSUPPORTED:
-        return "not-supported";
-    case EHR_EPRECONDITION:
-        return "conflict";
-    case EHR_EUNPROCESSABLE:
-        return "business-rule";
+    case EHR_ENOTFOUND: return "not-found";
+    case EHR_EGONE: return "deleted";
+    case EHR_ECONFLICT: return "conflict";
+    case EHR_EMULTIPLE: return "multiple-matches";
+    case EHR_ELIMIT: return "too-costly";
+    case EHR_EFORBIDDEN: return "forbidden";
+    case EHR_EBUSY: return "transient";
+    case EHR_EUNSUPPORTED: return "not-supported";
+    case EHR_EPRECONDITION: return "conflict";
+    case EHR_EUNPROCESSABLE: return "business-rule";
     case EHR_ENOMEM:
     case EHR_EIO:
-    case EHR_EINTERNAL:
-        return "exception";
-    default:
-        return "invalid";
+    case EHR_EINTERNAL: return "exception";
+    default: return "invalid";
     }
 }
 
@@ -284,9 +258,11 @@ json_t *rest_read_resource(struct rctx *x)
         j = ehr_fhir_xml_to_json(x->req->body, x->req->body_len, &issues, &err);
         if (!j) {
             if (issues.n)
-                rest_send_json(x, 400, ehr_fhir_outcome_new(&issues));
+                rest_send_json(x, 400,
+                               ehr_fhir_outcome_new(&issues));
             else
-                rest_fail(x, 400, "structure", NULL, "the body is not valid FHIR XML: %s", err.msg);
+                rest_fail(x, 400, "structure", NULL, "the body is not valid FHIR XML: %s",
+                          err.msg);
         }
         ehr_fhir_issues_free(&issues);
         return j;
@@ -312,8 +288,8 @@ static bool valid_id(const char *s)
 static void not_allowed(struct rctx *x, const char *allow)
 {
     ehr_http_set_header(x->req, x->res, "Allow", allow);
-    rest_fail(x, 405, "not-supported", NULL, "%s is not allowed here; allowed: %s", x->req->method,
-              allow);
+    rest_fail(x, 405, "not-supported", NULL, "%s is not allowed here; allowed: %s",
+              x->req->method, allow);
 }
 
 static const char *base_url(struct rctx *x)
