@@ -69,7 +69,9 @@ static void build(void)
     json_t *rest = json_object();
     json_object_set_new(rest, "mode", json_string("server"));
     json_object_set_new(rest, "resource", resources);
-    json_object_set_new(rest, "interaction", json_pack("[{s:s}]", "code", "history-system"));
+    json_object_set_new(rest, "interaction",
+                        json_pack("[{s:s},{s:s},{s:s}]", "code", "history-system", "code",
+                                  "transaction", "code", "batch"));
     /* GET /Patient/ID/TYPE (rest.c) */
     json_object_set_new(rest, "compartment",
                         json_pack("[s]", "http://hl7.org/fhir/CompartmentDefinition/patient"));
