@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "fhir/xml.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
 
@@ -46,6 +47,9 @@ static void usage(FILE *f)
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
+            "  --web-root DIR    the clinician app's files, served at / (default: web/\n"
+            "                    beside the program's folder, ../share/ehr/web, or the\n"
+            "                    source tree's web/); --no-web serves none\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -112,9 +116,10 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        fprintf(stderr, "ehr serve: no users yet, and %s cannot be created to hold the first "
-                        "admin's password; add one: ehr user add --username admin --password - "
-                        "--role admin\n",
+        fprintf(stderr,
+                "ehr serve: no users yet, and %s cannot be created to hold the first "
+                "admin's password; add one: ehr user add --username admin --password - "
+                "--role admin\n",
                 path);
         return 1;
     }
@@ -134,8 +139,43 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     return 0;
 }
 
+/*
+ * The web apps' folder when --web-root is not given: web/ one level above
+ * the program (build/ehr -> web/), an installed ../share/ehr/web, then the
+ * source tree the program was built from. NULL when none has index.html.
+ */
+static const char *find_web_root(char *buf, size_t n)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *tails[] = {"/../web", "/../share/ehr/web"};
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+            char index[4200];
+            snprintf(buf, n, "%s%s", exe, tails[i]);
+            snprintf(index, sizeof index, "%s/index.html", buf);
+            if (access(index, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef EHR_SOURCE_WEB
+    snprintf(buf, n, "%s", EHR_SOURCE_WEB);
+    char index[4200];
+    snprintf(index, sizeof index, "%s/index.html", buf);
+    if (access(index, R_OK) == 0)
+        return buf;
+#endif
+    return NULL;
+}
+
 int ehr_cmd_serve(int argc, char **argv)
 {
+    const char *web_root = NULL;
+    bool no_web = false;
     struct ehr_store_opts so = {0};
     ehr_http_config hc = {.port = 8080, .max_body = 16u << 20};
     ehr_rest_config rc = {0};
@@ -185,6 +225,10 @@ int ehr_cmd_serve(int argc, char **argv)
             hc.tls_cert = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--tls-key"))) {
             hc.tls_key = v;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--web-root"))) {
+            web_root = v;
+        } else if (!strcmp(argv[i], "--no-web")) {
+            no_web = true;
         } else if (!strcmp(argv[i], "--insecure-no-auth")) {
             ac.no_auth = true;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--clinician-access"))) {
@@ -248,7 +292,8 @@ int ehr_cmd_serve(int argc, char **argv)
         /* without authentication, never on a network */
         if (!hc.bind)
             hc.bind = "127.0.0.1";
-        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") && strcmp(hc.bind, "localhost")) {
+        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") &&
+            strcmp(hc.bind, "localhost")) {
             fprintf(stderr, "ehr serve: --insecure-no-auth listens on the loopback only "
                             "(--bind 127.0.0.1)\n");
             return 2;
@@ -295,10 +340,36 @@ int ehr_cmd_serve(int argc, char **argv)
         ehr_repo_free(&repo);
         return 1;
     }
+    /* the clinician app at /, last on the chain, and its SMART client */
+    char web_buf[4096];
+    ehr_http_static *web = NULL;
+    if (!no_web) {
+        const char *root = web_root ? web_root : find_web_root(web_buf, sizeof web_buf);
+        if (root && !(web = ehr_http_static_new(root))) {
+            fprintf(stderr, "ehr serve: --web-root %s is not a readable folder\n", root);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+        if (web && (ehr_http_server_add(srv, "/", ehr_http_static_handle, web) ||
+                    ehr_auth_register_app(auth, &err))) {
+            fprintf(stderr, "ehr serve: the clinician app: %s\n",
+                    err.msg[0] ? err.msg : "out of memory");
+            ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     ehr_fhir_xml_init(); /* before the worker threads exist */
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
         ehr_http_server_free(&srv);
+        ehr_http_static_free(&web);
         ehr_rest_free(&rest);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
@@ -312,7 +383,12 @@ int ehr_cmd_serve(int argc, char **argv)
 
     printf("ehr: serving the FHIR R4 API at %s://%s:%u/fhir (database: %s)\n",
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
-           ehr_http_server_port(srv), so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+           ehr_http_server_port(srv),
+           so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+    if (web)
+        printf("ehr: the clinician app: %s://%s:%u/ (files from %s)\n",
+               hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
+               ehr_http_server_port(srv), ehr_http_static_root(web));
     if (ac.no_auth)
         printf("ehr: WARNING: --insecure-no-auth: /fhir answers without a token (loopback "
                "only; every access is still audited)\n");
@@ -324,6 +400,7 @@ int ehr_cmd_serve(int argc, char **argv)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
     ehr_http_server_free(&srv);
+    ehr_http_static_free(&web);
     ehr_rest_free(&rest);
     ehr_auth_free(&auth);
     ehr_repo_free(&repo);

@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "core/util.h"
+#include "fhir/compartment.h"
 #include "fhir/model.h"
 #include "fhir/xml.h"
 #include "rest/rest_int.h"
@@ -339,6 +340,17 @@ static bool is_method(struct rctx *x, const char *m)
     return strcmp(x->req->method, m) == 0;
 }
 
+/* Is type one of the Patient compartment's (or Patient itself)? */
+static bool in_patient_compartment(const char *type)
+{
+    if (!strcmp(type, "Patient"))
+        return true;
+    for (size_t i = 0; i < ehr_fhir_patient_compartment_n; i++)
+        if (!strcmp(ehr_fhir_patient_compartment[i].type, type))
+            return true;
+    return false;
+}
+
 static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res)
 {
     struct rctx x = {.rest = ctx, .req = req, .res = res};
@@ -481,9 +493,19 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET");
         return EHR_HTTP_HANDLED;
     }
-    if (x.n_seg == 3 && !strcmp(first, "Patient") && ehr_fhir_resource_type(x.seg[2]) &&
-        !ehr_fhir_resource_type(x.seg[2])->is_abstract) {
-        if (is_method(&x, "GET"))
+    if (strcmp(x.seg[2], "_history") != 0 && x.n_seg == 3 && !strcmp(first, "Patient") &&
+        x.seg[2][0] != '$' && x.seg[2][0] != '_') {
+        /* compartment search: GET /Patient/ID/TYPE */
+        const ehr_fhir_type *ct = ehr_fhir_resource_type(x.seg[2]);
+        if (!ct || ct->is_abstract)
+            rest_fail(&x, 404, "not-supported", NULL,
+                      "'%s' is not a FHIR R4 resource type (names are case-sensitive)", x.seg[2]);
+        else if (!in_patient_compartment(x.seg[2]))
+            rest_fail(&x, 400, "not-supported", NULL,
+                      "%s is not in the Patient compartment (FHIR R4 CompartmentDefinition "
+                      "patient)",
+                      x.seg[2]);
+        else if (is_method(&x, "GET"))
             rest_search_in(&x, x.seg[2], second);
         else
             not_allowed(&x, "GET");
