@@ -177,6 +177,16 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key)) WITHOUT ROWID;"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3: search (placeholder until the search branch lands; its owner replaces it) */
+    "SELECT 1;",
+    /* 4: HL7 v2 messages, raw, in and out (src/store/sqlite_hl7.c) */
+    "CREATE TABLE hl7_message(id INTEGER PRIMARY KEY, direction TEXT NOT NULL,"
+    "  peer TEXT NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  status TEXT NOT NULL, ack_code TEXT, outcome TEXT,"
+    "  received INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  raw BLOB NOT NULL, ack BLOB, dedup TEXT UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -993,4 +1003,7 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .obj_purge = ehr_sqlite__obj_purge,
     .set_sync = ehr_sqlite__set_sync,
     .flush = ehr_sqlite__flush,
+    .hl7_put = ehr_sqlite__hl7_put,
+    .hl7_update = ehr_sqlite__hl7_update,
+    .hl7_list = ehr_sqlite__hl7_list,
 };
