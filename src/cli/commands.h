@@ -41,4 +41,7 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/* ehr hl7 list|show|reprocess|send: stored HL7 v2 messages; an MLLP client (see --help). */
+int ehr_cmd_hl7(int argc, char **argv);
+
 #endif

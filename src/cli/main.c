@@ -16,6 +16,7 @@ static const struct {
     {"client", ehr_cmd_client, "register SMART apps and backend services"},
     {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
     {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
+    {"hl7", ehr_cmd_hl7, "HL7 v2: list, show, reprocess stored messages; send over MLLP"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
 };
 
