@@ -138,10 +138,10 @@ char *map_ident_query(const json_t *ident)
         return NULL;
     ehr_buf b = EHR_BUF_INIT;
     ehr_buf_puts(&b, "identifier=");
-    if (sys) {
+    /* "|value": an identifier without a system (FHIR R4 3.1.1.4.10) */
+    if (sys)
         map_query_value(&b, sys);
-        ehr_buf_putc(&b, '|');
-    }
+    ehr_buf_putc(&b, '|');
     map_query_value(&b, val);
     return ehr_buf_steal(&b, NULL);
 }
