@@ -5,6 +5,8 @@
  *   ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]
  *   ehr hl7 show [--db PATH] ID          (the raw message, CR shown as newlines, and its ACK)
  *   ehr hl7 reprocess [--db PATH] ID     (apply a stored message again; prints the ACK)
+ *   ehr hl7 map FILE                     (the FHIR transaction Bundle of each message, one
+ *                                         JSON per line; nothing is stored or written)
  *   ehr hl7 send FILE --to HOST:PORT [--timeout S]
  *        (every message in FILE, batches split, over one MLLP connection;
  *         prints each ACK; exit 0 when all were AA/CA, 1 otherwise, 2 on errors)
@@ -17,6 +19,7 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
+#include "core/json.h"
 #include "core/util.h"
 #include "hl7v2/engine.h"
 #include "hl7v2/mllp.h"
@@ -27,6 +30,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]\n"
                "       ehr hl7 show [--db PATH] ID\n"
                "       ehr hl7 reprocess [--db PATH] ID\n"
+               "       ehr hl7 map FILE\n"
                "       ehr hl7 send FILE --to HOST:PORT [--timeout SECONDS]\n");
 }
 
@@ -157,6 +161,66 @@ static int with_store(int argc, char **argv, const char *cmd)
     return rc;
 }
 
+static bool read_file(const char *file, ehr_buf *data)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return false;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        ehr_buf_append(data, buf, n);
+    fclose(f);
+    return true;
+}
+
+struct map_ctx {
+    const char *file;
+    int n, bad;
+};
+
+static ehr_status map_one(void *p, const char *data, size_t len, int line)
+{
+    struct map_ctx *mc = p;
+    json_t *b = NULL;
+    ehr_hl7_error e = {0};
+    mc->n++;
+    if (ehr_hl7_to_fhir(data, len, NULL, &b, &e)) {
+        mc->bad++;
+        fprintf(stderr, "%s: message at line %d: %s%s%d: %s (HL7 error %d)\n", mc->file, line,
+                e.seg[0] ? e.seg : "", e.seg[0] ? "-" : "", e.field, e.text, e.code);
+        return EHR_OK;
+    }
+    char *s = ehr_json_dumps(b, EHR_JSON_COMPACT);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(b);
+    return EHR_OK;
+}
+
+static int cmd_map(int argc, char **argv)
+{
+    if (argc != 3) {
+        usage(stderr);
+        return 2;
+    }
+    ehr_buf data = EHR_BUF_INIT;
+    if (!read_file(argv[2], &data)) {
+        fprintf(stderr, "ehr hl7 map: cannot read %s\n", argv[2]);
+        return 2;
+    }
+    struct map_ctx mc = {.file = argv[2]};
+    ehr_hl7_error e = {0};
+    ehr_status st = ehr_hl7_split(data.data ? data.data : "", data.len, map_one, &mc, &e);
+    ehr_buf_free(&data);
+    if (st) {
+        fprintf(stderr, "ehr hl7 map: %s: %s\n", argv[2], e.text);
+        return 2;
+    }
+    return mc.bad ? 1 : 0;
+}
+
 struct send_ctx {
     int fd, timeout;
     int sent, accepted, failed;
@@ -230,17 +294,11 @@ static int cmd_send(int argc, char **argv)
         fprintf(stderr, "ehr hl7 send: give a FILE and --to HOST:PORT\n");
         return 2;
     }
-    FILE *f = fopen(file, "rb");
-    if (!f) {
+    ehr_buf data = EHR_BUF_INIT;
+    if (!read_file(file, &data)) {
         fprintf(stderr, "ehr hl7 send: cannot read %s\n", file);
         return 2;
     }
-    ehr_buf data = EHR_BUF_INIT;
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        ehr_buf_append(&data, buf, n);
-    fclose(f);
     char host[256];
     snprintf(host, sizeof host, "%.*s", (int)(colon - to), to);
     struct send_ctx s = {.timeout = timeout, .file = file};
@@ -274,6 +332,8 @@ int ehr_cmd_hl7(int argc, char **argv)
     }
     if (!strcmp(argv[1], "send"))
         return cmd_send(argc, argv);
+    if (!strcmp(argv[1], "map"))
+        return cmd_map(argc, argv);
     if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reprocess"))
         return with_store(argc, argv, argv[1]);
     usage(stderr);

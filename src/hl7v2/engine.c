@@ -526,6 +526,31 @@ ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const cha
     return st;
 }
 
+ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg,
+                           json_t **bundle, ehr_hl7_error *e)
+{
+    *bundle = NULL;
+    ehr_arena *a = ehr_arena_new();
+    if (!a)
+        return EHR_ENOMEM;
+    ehr_hl7_msg *m = NULL;
+    ehr_status st = ehr_hl7_parse(data, len, cfg && cfg->limits.max_message ? &cfg->limits : NULL,
+                                  a, &m, e);
+    if (!st)
+        st = check_header(m, e);
+    if (!st) {
+        ehr_hl7_header h;
+        ehr_hl7_header_get(m, &h);
+        char peer[200];
+        peer_of(m, peer, sizeof peer);
+        struct hl7_map_in in = {.m = m, .peer = peer, .control_id = h.control_id,
+                                .reject_unknown_patient = cfg && cfg->reject_unknown_patient};
+        st = hl7_map(&in, bundle, e);
+    }
+    ehr_arena_free(&a);
+    return st;
+}
+
 struct stored {
     ehr_buf raw;
     bool found;

@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 #include "hl7v2/hl7v2.h"
 #include "repo/repo.h"
@@ -71,6 +73,14 @@ ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const cha
    its outcome and ACK are replaced. */
 ehr_status ehr_hl7_reprocess(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, int64_t id,
                              ehr_hl7_reply *out, ehr_err *err);
+
+/*
+ * Map one message to the FHIR transaction Bundle it would be applied as,
+ * without storing or writing anything (ehr hl7 map, conformance tests).
+ * cfg may be NULL. The caller owns *bundle. Errors as in an ACK's ERR.
+ */
+ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg,
+                           json_t **bundle, ehr_hl7_error *e);
 
 /* Apply every inbound message stored but not finished; *n counts them. */
 ehr_status ehr_hl7_recover(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, size_t *n, ehr_err *err);

@@ -546,7 +546,9 @@ ehr_status ehr_hl7_split(const char *data, size_t len, ehr_hl7_msg_cb cb, void *
         bool starts = n >= 3 && !memcmp(s, "MSH", 3);
         if (j >= len || envelope || starts) {
             if (msg) {
-                ehr_status st = cb(ctx, msg, (size_t)(s - msg), msg_line);
+                /* a last segment without a terminator belongs to the message */
+                const char *end = envelope || starts ? s : data + len;
+                ehr_status st = cb(ctx, msg, (size_t)(end - msg), msg_line);
                 if (st)
                     return st;
                 msg = NULL;

@@ -186,6 +186,19 @@ static ehr_status split_cb(void *p, const char *data, size_t len, int line)
     return EHR_OK;
 }
 
+struct len_ctx {
+    int n;
+    size_t last_len;
+};
+
+static ehr_status len_cb(void *p, const char *data, size_t len, int line)
+{
+    struct len_ctx *c = p;
+    c->n++;
+    c->last_len = len;
+    return EHR_OK;
+}
+
 static void test_split(void **state)
 {
     const char *f = "FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\r\nPID|2\r\nBTS|2\rFTS|1\r";
@@ -195,6 +208,12 @@ static void test_split(void **state)
     assert_int_equal(c.n, 2);
     assert_int_equal(c.lines[0], 3);
     assert_int_equal(c.lines[1], 5);
+    /* the last segment without a terminator is part of the last message */
+    const char *noend = "MSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\rPID|2\rOBX|1";
+    struct len_ctx lc = {0};
+    assert_int_equal(ehr_hl7_split(noend, strlen(noend), len_cb, &lc, &e), EHR_OK);
+    assert_int_equal(lc.n, 2);
+    assert_int_equal(lc.last_len, strlen("MSH|^~\\&|B\rPID|2\rOBX|1"));
     const char *orphan = "BHS|^~\\&\rPID|1\rBTS|0\r";
     memset(&c, 0, sizeof c);
     assert_int_equal(ehr_hl7_split(orphan, strlen(orphan), split_cb, &c, &e), EHR_EINVAL);
@@ -359,6 +378,7 @@ static size_t count_segments(const char *d, size_t len)
 struct rt_ctx {
     const char *file;
     int messages;
+    size_t segments;
 };
 
 static ehr_status roundtrip(void *p, const char *data, size_t len, int line)
@@ -389,9 +409,30 @@ static ehr_status roundtrip(void *p, const char *data, size_t len, int line)
     assert_string_equal(b.data, b2.data);
     ehr_buf_free(&b);
     ehr_buf_free(&b2);
-    ehr_arena_free(&a);
     c->messages++;
+    c->segments += m->n_segs;
+    ehr_arena_free(&a);
     return EHR_OK;
+}
+
+/* Segments of a whole file other than the batch envelope, counted here. */
+static size_t file_segments(const char *d, size_t len)
+{
+    if (len >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3)) {
+        d += 3;
+        len -= 3;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && d[j] != '\r' && d[j] != '\n')
+            j++;
+        if (j > i && !(j - i >= 3 && (!memcmp(d + i, "FHS", 3) || !memcmp(d + i, "BHS", 3) ||
+                                      !memcmp(d + i, "BTS", 3) || !memcmp(d + i, "FTS", 3))))
+            n++;
+        i = j + 1;
+    }
+    return n;
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -443,6 +484,9 @@ static int run_dir(const char *dir, int *files, int *bad_ok)
                 fail_msg("%s: %s", path, e.text);
             if (c.messages < 1)
                 fail_msg("%s: no message found", path);
+            if (c.segments != file_segments(data, len))
+                fail_msg("%s: %zu segments in the messages, %zu in the file", path,
+                         c.segments, file_segments(data, len));
         }
         messages += c.messages;
         (*files)++;
