@@ -146,8 +146,7 @@ static int with_store(int argc, char **argv, const char *cmd)
         ehr_hl7_engine *e = NULL;
         ehr_hl7_reply r;
         ehr_repo_ctx ctx = {.user = "cli/hl7-reprocess", .client = "cli", .role = "system"};
-        if (ehr_hl7_engine_new(repo, NULL, &e, &err) ||
-            ehr_hl7_reprocess(e, &ctx, id, &r, &err)) {
+        if (ehr_hl7_engine_new(repo, NULL, &e, &err) || ehr_hl7_reprocess(e, &ctx, id, &r, &err)) {
             fprintf(stderr, "ehr hl7 reprocess: %s\n", err.msg);
             rc = 1;
         } else {

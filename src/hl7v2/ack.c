@@ -44,27 +44,40 @@ static bool old_version(const char *v)
 static const char *code_text(int code)
 {
     switch (code) {
-    case 0: return "Message accepted";
-    case 100: return "Segment sequence error";
-    case 101: return "Required field missing";
-    case 102: return "Data type error";
-    case 103: return "Table value not found";
-    case 200: return "Unsupported message type";
-    case 201: return "Unsupported event code";
-    case 202: return "Unsupported processing id";
-    case 203: return "Unsupported version id";
-    case 204: return "Unknown key identifier";
-    case 205: return "Duplicate key identifier";
-    case 206: return "Application record locked";
-    default: return "Application internal error";
+    case 0:
+        return "Message accepted";
+    case 100:
+        return "Segment sequence error";
+    case 101:
+        return "Required field missing";
+    case 102:
+        return "Data type error";
+    case 103:
+        return "Table value not found";
+    case 200:
+        return "Unsupported message type";
+    case 201:
+        return "Unsupported event code";
+    case 202:
+        return "Unsupported processing id";
+    case 203:
+        return "Unsupported version id";
+    case 204:
+        return "Unknown key identifier";
+    case 205:
+        return "Duplicate key identifier";
+    case 206:
+        return "Application record locked";
+    default:
+        return "Application internal error";
     }
 }
 
 ehr_status ehr_hl7_ack(const ehr_hl7_msg *m, ehr_hl7_ack_code code, const ehr_hl7_error *error,
                        const char *app, const char *facility, const char *ack_id, ehr_buf *out)
 {
-    ehr_hl7_msg defl = {.field_sep = '|', .comp_sep = '^', .rep_sep = '~', .esc = '\\',
-                        .sub_sep = '&'};
+    ehr_hl7_msg defl = {
+        .field_sep = '|', .comp_sep = '^', .rep_sep = '~', .esc = '\\', .sub_sep = '&'};
     const ehr_hl7_msg *sep = m ? m : &defl;
     ehr_hl7_header h;
     ehr_hl7_header_get(m, &h);
@@ -109,8 +122,9 @@ ehr_status ehr_hl7_ack(const ehr_hl7_msg *m, ehr_hl7_ack_code code, const ehr_hl
         if (!st && old_version(h.version)) {
             /* ERR-1 ELD (v2.4 and before): segment^sequence^field^code&text&HL70357 */
             st = ehr_hl7_escape(sep, error->seg, out);
-            st = st ? st : ehr_buf_printf(out, "%c%d%c%d%c%d%c", c, error->seg_seq, c,
-                                          error->field, c, ec, sc);
+            st = st ? st
+                    : ehr_buf_printf(out, "%c%d%c%d%c%d%c", c, error->seg_seq, c, error->field, c,
+                                     ec, sc);
             st = st ? st : ehr_hl7_escape(sep, code_text(ec), out);
             st = st ? st : ehr_buf_printf(out, "%cHL70357", sc);
         }

@@ -51,31 +51,6 @@ void ehr_hl7_reply_free(ehr_hl7_reply *r)
 
 /* -- applying a mapped Bundle -- */
 
-/* Replace "urn:uuid:..." references by what they became. */
-static void resolve_refs(json_t *j, json_t *done)
-{
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            const char *s;
-            if (!strcmp(k, "reference") && (s = ehr_json_string(v)) &&
-                !strncmp(s, "urn:uuid:", 9)) {
-                const char *to = ehr_json_get_string(done, s);
-                if (to)
-                    json_object_set_new(j, k, json_string(to));
-            } else {
-                resolve_refs(v, done);
-            }
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(j, i, v) resolve_refs(v, done);
-    }
-}
-
 struct count_ctx {
     size_t n;
     char id[72];
@@ -117,83 +92,40 @@ static ehr_status count_matches(ehr_repo *repo, const ehr_repo_ctx *ctx, const c
     return st;
 }
 
-static void issues_to_error(const ehr_fhir_issues *issues, const char *type, ehr_hl7_error *e)
+/* ERR location of entry i: the segment it came from, when the map said. */
+static void entry_where(const json_t *entries, long i, ehr_hl7_error *e)
 {
-    for (size_t i = 0; i < issues->n; i++)
-        if (issues->items[i].severity <= EHR_SEV_ERROR) {
-            ehr_hl7_fail(e, EHR_EINVAL, 207, "", 0, 0, "the %s made from the message is not valid: %s%s%s",
-                         type, issues->items[i].expression ? issues->items[i].expression : "",
-                         issues->items[i].expression ? ": " : "", issues->items[i].message);
-            return;
-        }
-    ehr_hl7_fail(e, EHR_EINVAL, 207, "", 0, 0, "the %s made from the message is not valid", type);
+    json_t *w = json_object_get(json_array_get(entries, (size_t)i), "_where");
+    if (!w)
+        return;
+    snprintf(e->seg, sizeof e->seg, "%s",
+             ehr_json_get_string(w, "seg") ? ehr_json_get_string(w, "seg") : "");
+    e->seg_seq = (int)json_integer_value(json_object_get(w, "seq"));
+    e->field = (int)json_integer_value(json_object_get(w, "field"));
 }
 
 /*
- * Without a repository transaction, entries are written one after the
- * other. To keep a bad message from leaving part of itself behind, every
- * resource is validated before the first write, and the patient check of
- * the "reject" policy runs first too. What remains possible is a storage
- * failure between two writes (see docs/hl7v2.md, "Atomicity").
+ * Steps before the transaction: the unknown-patient check of the "reject"
+ * policy, and the prior record of a merge (read, changed, and written back
+ * as an update conditional on the version read).
  */
-ehr_status hl7_apply(ehr_repo *repo, const ehr_repo_ctx *ctx, json_t *bundle, ehr_hl7_error *e,
-                     json_t **summary)
+static ehr_status prepare(ehr_repo *repo, const ehr_repo_ctx *ctx, json_t *entries,
+                          ehr_hl7_error *e)
 {
-    json_t *entries = json_object_get(bundle, "entry");
     size_t i;
     json_t *en;
-    /* 1. checks before any write; conditional patches find their target */
-    json_t *done = json_object();
     json_array_foreach(entries, i, en)
     {
         json_t *res = json_object_get(en, "resource");
         json_t *req = json_object_get(en, "request");
         const char *type = ehr_json_get_string(res, "resourceType");
-        const char *method = ehr_json_get_string(req, "method");
-        if (method && !strcmp(method, "PATCH")) {
-            const char *url = ehr_json_get_string(req, "url");
-            const char *q = url ? strchr(url, '?') : NULL;
-            char ptype[64], id[72];
-            snprintf(ptype, sizeof ptype, "%.*s", q ? (int)(q - url) : 0, url ? url : "");
-            size_t n = 0;
-            ehr_err err = {{0}};
-            ehr_status st = q ? count_matches(repo, ctx, ptype, q + 1, &n, id, &err) : EHR_EINVAL;
-            json_t *w = json_object_get(en, "_where");
-            if (st || n != 1) {
-                json_decref(done);
-                if (st)
-                    return ehr_hl7_fail(e, st, 207, "", 0, 0, "looking up the %s failed: %s",
-                                        ptype, err.msg);
-                return ehr_hl7_fail(
-                    e, n ? EHR_EMULTIPLE : EHR_ENOTFOUND, n ? 205 : 204,
-                    ehr_json_get_string(w, "seg"), (int)json_integer_value(json_object_get(w, "seq")),
-                    (int)json_integer_value(json_object_get(w, "field")),
-                    n ? "more than one %s has the identifier in %s-%d"
-                      : "no %s on file has the identifier in %s-%d",
-                    ptype, ehr_json_get_string(w, "seg"),
-                    (int)json_integer_value(json_object_get(w, "field")));
-            }
-            char ref[160];
-            snprintf(ref, sizeof ref, "%s/%s", ptype, id);
-            json_object_set_new(done, ehr_json_get_string(en, "fullUrl"), json_string(ref));
-            continue;
-        }
-        ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
-        ehr_fhir_validate_opts vo = {.no_reference_targets = true};
-        if (ehr_fhir_validate_ex(res, &vo, &issues)) {
-            issues_to_error(&issues, type ? type : "resource", e);
-            ehr_fhir_issues_free(&issues);
-            json_decref(done);
-            return EHR_EINVAL;
-        }
-        ehr_fhir_issues_free(&issues);
+        json_t *merge = json_object_get(en, "_merge");
+        ehr_err err = {{0}};
+        size_t n = 0;
+        char id[72];
         if (json_is_true(json_object_get(en, "_mustExist"))) {
-            size_t n = 0;
-            ehr_err err = {{0}};
-            const char *q = ehr_json_get_string(req, "ifNoneExist");
-            ehr_status st = count_matches(repo, ctx, type, q, &n, NULL, &err);
-            if (st || n == 0)
-                json_decref(done);
+            ehr_status st = count_matches(repo, ctx, type, ehr_json_get_string(req, "ifNoneExist"),
+                                          &n, NULL, &err);
             if (st)
                 return ehr_hl7_fail(e, st, 207, "", 0, 0, "looking up the %s failed: %s", type,
                                     err.msg);
@@ -202,77 +134,127 @@ ehr_status hl7_apply(ehr_repo *repo, const ehr_repo_ctx *ctx, json_t *bundle, eh
                                     "no patient on file has the identifier in PID-3 (this "
                                     "server is set to reject unknown patients)");
         }
-    }
-    /* 2. the writes, in order */
-    json_t *out = json_array();
-    ehr_status st = EHR_OK;
-    json_array_foreach(entries, i, en)
-    {
-        json_t *res = json_object_get(en, "resource");
-        json_t *req = json_object_get(en, "request");
-        const char *type = ehr_json_get_string(res, "resourceType");
-        const char *method = ehr_json_get_string(req, "method");
+        if (!merge)
+            continue;
         const char *url = ehr_json_get_string(req, "url");
-        const char *full = ehr_json_get_string(en, "fullUrl");
+        const char *q = url ? strchr(url, '?') : NULL;
         char ptype[64];
-        resolve_refs(res, done);
+        snprintf(ptype, sizeof ptype, "%.*s", q ? (int)(q - url) : 0, url ? url : "");
+        ehr_status st = q ? count_matches(repo, ctx, ptype, q + 1, &n, id, &err) : EHR_EINVAL;
+        if (st)
+            return ehr_hl7_fail(e, st, 207, "", 0, 0, "looking up the %s failed: %s", ptype,
+                                err.msg);
+        if (n != 1) {
+            ehr_hl7_fail(e, n ? EHR_EMULTIPLE : EHR_ENOTFOUND, n ? 205 : 204, "", 0, 0,
+                         n ? "more than one %s has the identifier of the record merged away"
+                           : "no %s on file has the identifier of the record merged away",
+                         ptype);
+            entry_where(entries, (long)i, e);
+            return n ? EHR_EMULTIPLE : EHR_ENOTFOUND;
+        }
         ehr_repo_out ro = {0};
-        ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
-        ehr_err err = {{0}};
-        if (method && !strcmp(method, "PATCH")) {
-            /* the target was found in step 1 */
-            json_t *patch = json_object_get(en, "_patch");
-            resolve_refs(patch, done);
-            const char *target = ehr_json_get_string(done, full);
-            const char *slash = target ? strchr(target, '/') : NULL;
-            snprintf(ptype, sizeof ptype, "%.*s", slash ? (int)(slash - target) : 0,
-                     target ? target : "");
-            st = slash ? ehr_repo_patch(repo, ctx, ptype, slash + 1, patch, 0, &ro, &issues, &err)
-                       : EHR_EINTERNAL;
-            type = ptype;
-            full = NULL; /* already in done */
-            if (!st) {
-                json_array_append_new(out, json_pack("{s:s, s:s}", "resource", target, "outcome",
-                                                     "patched"));
-                ehr_fhir_issues_free(&issues);
-                ehr_repo_out_free(&ro);
-                continue;
-            }
-        } else if (method && !strcmp(method, "PUT") && url && strchr(url, '?')) {
-            json_object_del(res, "id");
-            st = ehr_repo_update_where(repo, ctx, type, strchr(url, '?') + 1, res, 0, &ro, &issues,
-                                       &err);
-        } else {
-            st = ehr_repo_create(repo, ctx, type, res, ehr_json_get_string(req, "ifNoneExist"),
-                                 &ro, &issues, &err);
-        }
-        if (st) {
-            if (issues.n)
-                issues_to_error(&issues, type, e);
-            else
-                ehr_hl7_fail(e, st, st == EHR_EMULTIPLE ? 205 : 207, "", 0, 0,
-                             "writing the %s failed: %s", type, err.msg);
-            ehr_fhir_issues_free(&issues);
+        st = ehr_repo_read(repo, ctx, ptype, id, 0, &ro, &err);
+        json_t *cur = st ? NULL : ehr_json_parse(ro.body.data, ro.body.len, &err);
+        if (!cur) {
             ehr_repo_out_free(&ro);
-            break;
+            return ehr_hl7_fail(e, st ? st : EHR_EINTERNAL, 207, "", 0, 0,
+                                "reading the %s failed: %s", ptype, err.msg);
         }
-        ehr_fhir_issues_free(&issues);
-        char ref[160];
-        snprintf(ref, sizeof ref, "%s/%s", ro.type, ro.id);
-        if (full)
-            json_object_set_new(done, full, json_string(ref));
-        json_array_append_new(out, json_pack("{s:s, s:s}", "resource", ref, "outcome",
-                                             ro.unchanged ? "matched"
-                                             : ro.created ? "created"
-                                                          : "updated"));
+        const char *k;
+        json_t *v;
+        json_object_foreach(merge, k, v) json_object_set(cur, k, v);
+        char u[200], etag[40];
+        snprintf(u, sizeof u, "%s/%s", ptype, id);
+        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)ro.version);
         ehr_repo_out_free(&ro);
+        json_object_set_new(en, "resource", cur);
+        json_object_set_new(
+            en, "request",
+            json_pack("{s:s, s:s, s:s}", "method", "PUT", "url", u, "ifMatch", etag));
+        json_object_del(en, "_merge");
     }
-    json_decref(done);
+    return EHR_OK;
+}
+
+/* The Bundle as the repository takes it: the map's private keys removed. */
+static json_t *clean_copy(const json_t *bundle)
+{
+    json_t *b = json_deep_copy(bundle);
+    size_t i;
+    json_t *en;
+    json_array_foreach(json_object_get(b, "entry"), i, en)
+    {
+        json_object_del(en, "_mustExist");
+        json_object_del(en, "_where");
+    }
+    return b;
+}
+
+/* Index n of "Bundle.entry[n]..." in an issue location, or -1. */
+static long entry_index(const char *expr)
+{
+    const char *p = expr ? strstr(expr, "entry[") : NULL;
+    return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/*
+ * Apply the message's Bundle as one FHIR transaction through the
+ * repository: every write of the message or none (FHIR R4 3.1.0.11).
+ */
+ehr_status hl7_apply(ehr_repo *repo, const ehr_repo_ctx *ctx, json_t *bundle, ehr_hl7_error *e,
+                     json_t **summary)
+{
+    json_t *entries = json_object_get(bundle, "entry");
+    ehr_status st = prepare(repo, ctx, entries, e);
+    if (st)
+        return st;
+    json_t *tx = clean_copy(bundle);
+    ehr_repo_tx_opts opts = {.skip_unchanged = true};
+    json_t *resp = NULL;
+    ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
+    ehr_err err = {{0}};
+    st = ehr_repo_transaction(repo, ctx, tx, &opts, &resp, &issues, &err);
+    json_decref(tx);
+    if (st) {
+        const struct ehr_fhir_issue *is = NULL;
+        for (size_t i = 0; i < issues.n && !is; i++)
+            if (issues.items[i].severity <= EHR_SEV_ERROR)
+                is = &issues.items[i];
+        long idx = entry_index(is ? is->expression : NULL);
+        const char *type = ehr_json_get_string(
+            json_object_get(json_array_get(entries, idx >= 0 ? (size_t)idx : 0), "resource"),
+            "resourceType");
+        ehr_hl7_fail(e, st,
+                     st == EHR_EMULTIPLE    ? 205
+                     : st == EHR_EFORBIDDEN ? 207
+                                            : 207,
+                     "", 0, 0, "the %s made from the message was refused: %s%s%s",
+                     type && idx >= 0 ? type : "transaction",
+                     is && is->expression ? is->expression : "", is && is->expression ? ": " : "",
+                     is ? is->message : err.msg);
+        if (idx >= 0)
+            entry_where(entries, idx, e);
+        ehr_fhir_issues_free(&issues);
+        json_decref(resp);
+        return st;
+    }
+    ehr_fhir_issues_free(&issues);
+    json_t *out = json_array();
+    size_t i;
+    json_t *en;
+    json_array_foreach(json_object_get(resp, "entry"), i, en)
+    {
+        json_t *r = json_object_get(en, "response");
+        json_array_append_new(out, json_pack("{s:s?, s:s?}", "resource",
+                                             ehr_json_get_string(r, "location"), "status",
+                                             ehr_json_get_string(r, "status")));
+    }
+    json_decref(resp);
     if (summary)
         *summary = out;
     else
         json_decref(out);
-    return st;
+    return EHR_OK;
 }
 
 /* -- the inbound path -- */
@@ -337,10 +319,18 @@ static void store_rejected(ehr_hl7_engine *e, const ehr_hl7_msg *m, const char *
         snprintf(type, sizeof type, "%s^%s", h.type, h.event);
     }
     int64_t now = ehr_time_now_us();
-    ehr_store_hl7 rec = {.direction = "in", .peer = peer, .control_id = h.control_id,
-                         .type = type, .status = "rejected", .ack_code = "AR",
-                         .outcome = he->text, .received = now, .processed = now,
-                         .raw = data, .raw_len = len, .ack = out->app.data,
+    ehr_store_hl7 rec = {.direction = "in",
+                         .peer = peer,
+                         .control_id = h.control_id,
+                         .type = type,
+                         .status = "rejected",
+                         .ack_code = "AR",
+                         .outcome = he->text,
+                         .received = now,
+                         .processed = now,
+                         .raw = data,
+                         .raw_len = len,
+                         .ack = out->app.data,
                          .ack_len = out->app.len};
     if (!conn(e, &c, &err) && !EHR_STORE_CALL(c, hl7_put, &rec, &out->id, &err))
         out->stored = true;
@@ -356,7 +346,9 @@ static ehr_status process(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const ehr_
     ehr_hl7_header_get(m, &h);
     char peer[200];
     peer_of(m, peer, sizeof peer);
-    struct hl7_map_in in = {.m = m, .peer = peer, .control_id = h.control_id,
+    struct hl7_map_in in = {.m = m,
+                            .peer = peer,
+                            .control_id = h.control_id,
                             .reject_unknown_patient = e->cfg.reject_unknown_patient};
     ehr_hl7_error he = {0};
     json_t *bundle = NULL, *summary = NULL;
@@ -377,9 +369,12 @@ static ehr_status process(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const ehr_
     json_decref(summary);
     ehr_store_conn *c;
     ehr_err err = {{0}};
-    ehr_store_hl7 rec = {.id = id, .status = st ? "error" : "applied",
-                         .ack_code = ehr_hl7_ack_code_str(code), .outcome = outcome,
-                         .processed = ehr_time_now_us(), .ack = out->app.data,
+    ehr_store_hl7 rec = {.id = id,
+                         .status = st ? "error" : "applied",
+                         .ack_code = ehr_hl7_ack_code_str(code),
+                         .outcome = outcome,
+                         .processed = ehr_time_now_us(),
+                         .ack = out->app.data,
                          .ack_len = out->app.len};
     ehr_status ust = conn(e, &c, &err);
     if (!ust)
@@ -414,8 +409,7 @@ static ehr_status check_header(const ehr_hl7_msg *m, ehr_hl7_error *he)
     ehr_hl7_header h;
     ehr_hl7_header_get(m, &h);
     if (!*h.type)
-        return ehr_hl7_fail(he, EHR_EINVAL, 101, "MSH", 1, 9,
-                            "MSH-9 (message type) is required");
+        return ehr_hl7_fail(he, EHR_EINVAL, 101, "MSH", 1, 9, "MSH-9 (message type) is required");
     if (!*h.control_id)
         return ehr_hl7_fail(he, EHR_EINVAL, 101, "MSH", 1, 10,
                             "MSH-10 (message control id) is required");
@@ -429,14 +423,13 @@ static ehr_status check_header(const ehr_hl7_msg *m, ehr_hl7_error *he)
     if (!hl7_map_supported(h.type, h.event)) {
         bool type_known = hl7_map_supported(h.type, NULL);
         return ehr_hl7_fail(he, EHR_EUNSUPPORTED, type_known ? 201 : 200, "MSH", 1, 9,
-                            "MSH-9: %s^%s is not a message this server accepts", h.type,
-                            h.event);
+                            "MSH-9: %s^%s is not a message this server accepts", h.type, h.event);
     }
     return EHR_OK;
 }
 
-ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const char *data,
-                           size_t len, ehr_hl7_reply *out)
+ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const char *data, size_t len,
+                           ehr_hl7_reply *out)
 {
     memset(out, 0, sizeof *out);
     ehr_arena *a = ehr_arena_new();
@@ -470,9 +463,14 @@ ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const cha
     snprintf(type, sizeof type, "%s^%s", h.type, h.event);
     ehr_store_conn *c;
     ehr_err err = {{0}};
-    ehr_store_hl7 rec = {.direction = "in", .peer = peer, .control_id = h.control_id,
-                         .type = type, .status = "received", .received = ehr_time_now_us(),
-                         .raw = data, .raw_len = len};
+    ehr_store_hl7 rec = {.direction = "in",
+                         .peer = peer,
+                         .control_id = h.control_id,
+                         .type = type,
+                         .status = "received",
+                         .received = ehr_time_now_us(),
+                         .raw = data,
+                         .raw_len = len};
     st = conn(e, &c, &err);
     if (!st)
         st = EHR_STORE_CALL(c, hl7_put, &rec, &out->id, &err);
@@ -526,16 +524,16 @@ ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const cha
     return st;
 }
 
-ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg,
-                           json_t **bundle, ehr_hl7_error *e)
+ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg, json_t **bundle,
+                           ehr_hl7_error *e)
 {
     *bundle = NULL;
     ehr_arena *a = ehr_arena_new();
     if (!a)
         return EHR_ENOMEM;
     ehr_hl7_msg *m = NULL;
-    ehr_status st = ehr_hl7_parse(data, len, cfg && cfg->limits.max_message ? &cfg->limits : NULL,
-                                  a, &m, e);
+    ehr_status st =
+        ehr_hl7_parse(data, len, cfg && cfg->limits.max_message ? &cfg->limits : NULL, a, &m, e);
     if (!st)
         st = check_header(m, e);
     if (!st) {
@@ -543,7 +541,9 @@ ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *c
         ehr_hl7_header_get(m, &h);
         char peer[200];
         peer_of(m, peer, sizeof peer);
-        struct hl7_map_in in = {.m = m, .peer = peer, .control_id = h.control_id,
+        struct hl7_map_in in = {.m = m,
+                                .peer = peer,
+                                .control_id = h.control_id,
                                 .reject_unknown_patient = cfg && cfg->reject_unknown_patient};
         st = hl7_map(&in, bundle, e);
     }

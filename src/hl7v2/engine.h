@@ -50,12 +50,12 @@ void ehr_hl7_engine_free(ehr_hl7_engine **e);
 
 /* What to send back. Free with ehr_hl7_reply_free. */
 typedef struct ehr_hl7_reply {
-    ehr_buf accept;         /* enhanced mode accept ACK, when the sender asked for one */
-    ehr_buf app;            /* application ACK, when asked for (always in original mode) */
-    ehr_hl7_ack_code code;  /* the application outcome: AA, AE or AR */
-    int64_t id;             /* the stored message's id; 0 when not stored */
-    bool duplicate;         /* the control id was known: nothing applied this time */
-    bool stored;            /* the message is durably stored (safe to acknowledge) */
+    ehr_buf accept;        /* enhanced mode accept ACK, when the sender asked for one */
+    ehr_buf app;           /* application ACK, when asked for (always in original mode) */
+    ehr_hl7_ack_code code; /* the application outcome: AA, AE or AR */
+    int64_t id;            /* the stored message's id; 0 when not stored */
+    bool duplicate;        /* the control id was known: nothing applied this time */
+    bool stored;           /* the message is durably stored (safe to acknowledge) */
 } ehr_hl7_reply;
 
 void ehr_hl7_reply_free(ehr_hl7_reply *r);
@@ -66,8 +66,8 @@ void ehr_hl7_reply_free(ehr_hl7_reply *r);
  * a non-OK status only when not even the raw message could be stored
  * (then out->app holds an AE the caller may send, out->stored is false).
  */
-ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const char *data,
-                           size_t len, ehr_hl7_reply *out);
+ehr_status ehr_hl7_receive(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, const char *data, size_t len,
+                           ehr_hl7_reply *out);
 
 /* Apply stored message id again (after a fix to data or configuration);
    its outcome and ACK are replaced. */
@@ -79,8 +79,8 @@ ehr_status ehr_hl7_reprocess(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, int64_t
  * without storing or writing anything (ehr hl7 map, conformance tests).
  * cfg may be NULL. The caller owns *bundle. Errors as in an ACK's ERR.
  */
-ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg,
-                           json_t **bundle, ehr_hl7_error *e);
+ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg, json_t **bundle,
+                           ehr_hl7_error *e);
 
 /* Apply every inbound message stored but not finished; *n counts them. */
 ehr_status ehr_hl7_recover(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, size_t *n, ehr_err *err);

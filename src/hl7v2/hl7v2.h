@@ -76,15 +76,15 @@ typedef struct ehr_hl7_msg {
 
 /* Where a problem is (HL7 ERR-2, ERL) and what it is (ERR-3, table 0357). */
 typedef struct ehr_hl7_error {
-    char seg[4];  /* segment id, "" when unknown */
-    int seg_seq;  /* 1-based position of the segment in the message, 0 unknown */
-    int field;    /* 0 unknown */
+    char seg[4]; /* segment id, "" when unknown */
+    int seg_seq; /* 1-based position of the segment in the message, 0 unknown */
+    int field;   /* 0 unknown */
     int rep, comp, sub;
-    int code;     /* table 0357: 100 segment sequence, 101 required field missing,
-                     102 data type, 103 table value not found, 200 unsupported message
-                     type, 201 unsupported event, 202 unsupported processing id,
-                     203 unsupported version, 204 unknown key, 205 duplicate key,
-                     207 application internal error */
+    int code; /* table 0357: 100 segment sequence, 101 required field missing,
+                 102 data type, 103 table value not found, 200 unsupported message
+                 type, 201 unsupported event, 202 unsupported processing id,
+                 203 unsupported version, 204 unknown key, 205 duplicate key,
+                 207 application internal error */
     char text[256];
 } ehr_hl7_error;
 
@@ -133,13 +133,13 @@ bool ehr_hl7_present(const ehr_hl7_seg *s, int field);
 /* -- message header facts -- */
 typedef struct ehr_hl7_header {
     const char *sending_app, *sending_facility, *receiving_app, *receiving_facility;
-    const char *time;      /* MSH-7 */
-    const char *type;      /* MSH-9.1 "ADT" */
-    const char *event;     /* MSH-9.2 "A01" */
-    const char *structure; /* MSH-9.3 "ADT_A01" or "" */
-    const char *control_id;/* MSH-10 */
-    const char *processing;/* MSH-11 "P", "T", "D" */
-    const char *version;   /* MSH-12 "2.5.1" */
+    const char *time;                 /* MSH-7 */
+    const char *type;                 /* MSH-9.1 "ADT" */
+    const char *event;                /* MSH-9.2 "A01" */
+    const char *structure;            /* MSH-9.3 "ADT_A01" or "" */
+    const char *control_id;           /* MSH-10 */
+    const char *processing;           /* MSH-11 "P", "T", "D" */
+    const char *version;              /* MSH-12 "2.5.1" */
     const char *accept_ack, *app_ack; /* MSH-15, MSH-16: "AL" "NE" "ER" "SU" or "" */
 } ehr_hl7_header;
 
@@ -148,7 +148,14 @@ void ehr_hl7_header_get(const ehr_hl7_msg *m, ehr_hl7_header *h);
 /* -- acknowledgements (HL7 v2.5.1 2.9) -- */
 
 /* MSA-1 codes: original mode AA/AE/AR; enhanced mode CA/CE/CR (commit) and AA/AE/AR. */
-typedef enum { EHR_HL7_AA, EHR_HL7_AE, EHR_HL7_AR, EHR_HL7_CA, EHR_HL7_CE, EHR_HL7_CR } ehr_hl7_ack_code;
+typedef enum {
+    EHR_HL7_AA,
+    EHR_HL7_AE,
+    EHR_HL7_AR,
+    EHR_HL7_CA,
+    EHR_HL7_CE,
+    EHR_HL7_CR
+} ehr_hl7_ack_code;
 
 const char *ehr_hl7_ack_code_str(ehr_hl7_ack_code c);
 

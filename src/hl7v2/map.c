@@ -30,9 +30,11 @@ const struct hl7_vocab *hl7_vocab_find(const char *map, const char *v2)
 static bool valid_utf8(const unsigned char *s)
 {
     while (*s) {
-        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
-                            : (*s & 0xF8) == 0xF0   ? 3
-                                                    : -1;
+        int n = *s < 0x80             ? 0
+                : (*s & 0xE0) == 0xC0 ? 1
+                : (*s & 0xF0) == 0xE0 ? 2
+                : (*s & 0xF8) == 0xF0 ? 3
+                                      : -1;
         if (n < 0)
             return false;
         s++;
@@ -149,11 +151,30 @@ char *map_ident_query(const json_t *ident)
 json_t *map_entry(struct mapper *mp, json_t *res, const char *method, const char *cond,
                   char fullurl[64])
 {
+    /* one resource per key in a message: a second conditional write of the
+       same key (the same practitioner in several OBX, two SPM with one id)
+       is the first entry (a transaction would otherwise create two) */
+    const char *type = ehr_json_get_string(res, "resourceType");
+    size_t i;
+    json_t *old;
+    json_array_foreach(mp->entries, i, old)
+    {
+        json_t *oreq = json_object_get(old, "request");
+        const char *ot = ehr_json_get_string(json_object_get(old, "resource"), "resourceType");
+        const char *oc = ehr_json_get_string(oreq, "ifNoneExist");
+        const char *ou = ehr_json_get_string(oreq, "url");
+        const char *oq = oc ? oc : ou && strchr(ou, '?') ? strchr(ou, '?') + 1 : NULL;
+        if (cond && oq && ot && type && !strcmp(ot, type) && !strcmp(oq, cond)) {
+            if (fullurl)
+                snprintf(fullurl, 64, "%s", ehr_json_get_string(old, "fullUrl"));
+            json_decref(res);
+            return old;
+        }
+    }
     char u[64];
     map_uuid(u);
     if (fullurl)
         snprintf(fullurl, 64, "%s", u);
-    const char *type = ehr_json_get_string(res, "resourceType");
     json_t *req = json_pack("{s:s}", "method", method);
     if (!strcmp(method, "PUT")) {
         char url[1200];
@@ -420,8 +441,8 @@ bool map_dtm(struct mapper *mp, const ehr_hl7_seg *s, int f, int comp, bool date
         return true;
     if (required)
         ehr_hl7_fail(mp->e, EHR_EINVAL, 102, s->name, map_seq(mp, s), f,
-                     "%s-%d: '%s' is not a date/time (YYYY[MM[DD[HHMM[SS]]]][+/-ZZZZ])", s->name,
-                     f, v);
+                     "%s-%d: '%s' is not a date/time (YYYY[MM[DD[HHMM[SS]]]][+/-ZZZZ])", s->name, f,
+                     v);
     return false;
 }
 
@@ -505,7 +526,8 @@ static json_t *patient_from_pid(struct mapper *mp, const ehr_hl7_seg *pid)
     if (valued(order) && strspn(order, "0123456789") == strlen(order) && strlen(order) < 6)
         json_object_set_new(p, "multipleBirthInteger", ehr_json_integer(atoi(order)));
     else if (valued(mb))
-        json_object_set_new(p, "multipleBirthBoolean", !strcmp(mb, "Y") ? json_true() : json_false());
+        json_object_set_new(p, "multipleBirthBoolean",
+                            !strcmp(mb, "Y") ? json_true() : json_false());
     json_t *lang = map_cwe(pid, 15, 1, NULL);
     if (lang)
         push(p, "communication", json_pack("{s:o}", "language", lang));
@@ -515,8 +537,7 @@ static json_t *patient_from_pid(struct mapper *mp, const ehr_hl7_seg *pid)
 ehr_status map_patient(struct mapper *mp, const ehr_hl7_seg *pid, bool adt)
 {
     if (!pid)
-        return ehr_hl7_fail(mp->e, EHR_EINVAL, 100, "PID", 0, 0,
-                            "the message has no PID segment");
+        return ehr_hl7_fail(mp->e, EHR_EINVAL, 100, "PID", 0, 0, "the message has no PID segment");
     json_t *key = map_cx(pid, 3, 1);
     for (size_t r = 2; !key && r <= ehr_hl7_nreps(pid, 3); r++)
         key = map_cx(pid, 3, (int)r);
@@ -598,8 +619,8 @@ static void map_in1(struct mapper *mp)
             char v[700];
             snprintf(v, sizeof v, "%s/IN1-%s-%s", mp->patient_key, ehr_hl7_val(in, 2, 1),
                      ehr_hl7_val(in, 1, 1));
-            ident = json_pack("{s:s, s:o}", "system", "urn:ehr:hl7v2:coverage", "value",
-                              map_str(v));
+            ident =
+                json_pack("{s:s, s:o}", "system", "urn:ehr:hl7v2:coverage", "value", map_str(v));
         }
         char *q = map_ident_query(ident);
         push(cov, "identifier", ident);
@@ -651,12 +672,13 @@ static ehr_status map_encounter(struct mapper *mp, const char *event)
     if (!pv1)
         return EHR_OK; /* A08/A04 without a visit: the patient only */
     const struct hl7_vocab *st = hl7_vocab_find("EncounterStatus", event);
-    json_t *enc = json_pack("{s:s, s:s}", "resourceType", "Encounter", "status",
-                            st ? st->code : "unknown");
+    json_t *enc =
+        json_pack("{s:s, s:s}", "resourceType", "Encounter", "status", st ? st->code : "unknown");
     json_t *cls = map_coding("EncounterClass", ehr_hl7_val(pv1, 2, 1));
     if (!cls)
-        cls = json_pack("{s:s, s:s, s:s}", "system", "http://terminology.hl7.org/CodeSystem/v2-0004",
-                        "code", "U", "display", "Unknown");
+        cls =
+            json_pack("{s:s, s:s, s:s}", "system", "http://terminology.hl7.org/CodeSystem/v2-0004",
+                      "code", "U", "display", "Unknown");
     json_object_set_new(enc, "class", cls);
     json_t *ident = map_cx(pv1, 19, 1);
     if (!ident)
@@ -692,7 +714,9 @@ static ehr_status map_encounter(struct mapper *mp, const char *event)
     static const struct {
         int field;
         const char *code, *display;
-    } parts[] = {{7, "ATND", "attender"}, {8, "REF", "referrer"}, {9, "CON", "consultant"},
+    } parts[] = {{7, "ATND", "attender"},
+                 {8, "REF", "referrer"},
+                 {9, "CON", "consultant"},
                  {17, "ADM", "admitter"}};
     for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
         for (size_t r = 1; r <= ehr_hl7_nreps(pv1, parts[k].field); r++) {
@@ -700,9 +724,8 @@ static ehr_status map_encounter(struct mapper *mp, const char *event)
             if (ref)
                 push(enc, "participant",
                      json_pack("{s:[{s:[{s:s, s:s, s:s}]}], s:o}", "type", "coding", "system",
-                               "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                               "code", parts[k].code, "display", parts[k].display, "individual",
-                               ref));
+                               "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code",
+                               parts[k].code, "display", parts[k].display, "individual", ref));
         }
     json_t *hosp = json_object();
     json_t *src = map_cwe(pv1, 14, 1, "http://terminology.hl7.org/CodeSystem/v2-0023");
@@ -737,27 +760,26 @@ static ehr_status map_merge(struct mapper *mp, const ehr_hl7_seg *pid)
         free(oq);
         return st;
     }
-    /* the prior record must exist; it is patched, not replaced: marked
+    /* the prior record must exist; it keeps its content and is marked
        inactive and linked to the survivor (FHIR R4 Patient.link
-       "replaced-by"), and the survivor links back ("replaces") */
+       "replaced-by"); the survivor links back ("replaces"). "_merge" holds
+       the elements to set: the applier reads the prior record and writes
+       it back with them, in the same transaction as the survivor. */
     char old_ref[64];
     map_uuid(old_ref);
     char url[1200];
     snprintf(url, sizeof url, "Patient?%s", oq);
-    json_t *patch = json_pack("[{s:s, s:s, s:b}, {s:s, s:s, s:[{s:{s:s}, s:s}]}]", "op", "add",
-                              "path", "/active", "value", 0, "op", "add", "path", "/link",
-                              "value", "other", "reference", mp->patient_ref, "type",
-                              "replaced-by");
-    json_array_append_new(mp->entries,
-                          json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:s, s:i, s:i}}", "fullUrl",
-                                    old_ref, "request", "method", "PATCH", "url", url, "_patch",
-                                    patch, "_where", "seg", "MRG", "seq", map_seq(mp, mrg),
-                                    "field", 1));
+    json_t *merge = json_pack("{s:b, s:[{s:{s:s}, s:s}]}", "active", 0, "link", "other",
+                              "reference", mp->patient_ref, "type", "replaced-by");
+    json_array_append_new(mp->entries, json_pack("{s:s, s:{s:s, s:s}, s:o, s:{s:s, s:i, s:i}}",
+                                                 "fullUrl", old_ref, "request", "method", "PATCH",
+                                                 "url", url, "_merge", merge, "_where", "seg",
+                                                 "MRG", "seq", map_seq(mp, mrg), "field", 1));
     json_decref(old);
     json_t *surv = json_object_get(json_array_get(mp->entries, 0), "resource");
-    json_object_set_new(surv, "link",
-                        json_pack("[{s:{s:s}, s:s}]", "other", "reference", old_ref, "type",
-                                  "replaces"));
+    json_object_set_new(
+        surv, "link",
+        json_pack("[{s:{s:s}, s:s}]", "other", "reference", old_ref, "type", "replaces"));
     free(oq);
     return EHR_OK;
 }
@@ -767,10 +789,9 @@ static ehr_status map_merge(struct mapper *mp, const ehr_hl7_seg *pid)
 static const struct {
     const char *type, *event;
 } supported[] = {
-    {"ADT", "A01"}, {"ADT", "A02"}, {"ADT", "A03"}, {"ADT", "A04"}, {"ADT", "A08"},
-    {"ADT", "A11"}, {"ADT", "A13"}, {"ADT", "A28"}, {"ADT", "A31"}, {"ADT", "A40"},
-    {"ORU", "R01"}, {"VXU", "V04"}, {"SIU", "S12"}, {"SIU", "S13"}, {"SIU", "S14"},
-    {"SIU", "S15"},
+    {"ADT", "A01"}, {"ADT", "A02"}, {"ADT", "A03"}, {"ADT", "A04"}, {"ADT", "A08"}, {"ADT", "A11"},
+    {"ADT", "A13"}, {"ADT", "A28"}, {"ADT", "A31"}, {"ADT", "A40"}, {"ORU", "R01"}, {"VXU", "V04"},
+    {"SIU", "S12"}, {"SIU", "S13"}, {"SIU", "S14"}, {"SIU", "S15"},
 };
 
 bool hl7_map_supported(const char *type, const char *event)
@@ -787,8 +808,8 @@ ehr_status hl7_map(const struct hl7_map_in *in, json_t **bundle, ehr_hl7_error *
     ehr_hl7_header_get(in->m, &h);
     struct mapper mp = {.in = in, .m = in->m, .e = e};
     memset(e, 0, sizeof *e);
-    mp.bundle = json_pack("{s:s, s:s, s:[]}", "resourceType", "Bundle", "type", "transaction",
-                          "entry");
+    mp.bundle =
+        json_pack("{s:s, s:s, s:[]}", "resourceType", "Bundle", "type", "transaction", "entry");
     mp.entries = json_object_get(mp.bundle, "entry");
     const ehr_hl7_seg *pid = ehr_hl7_seg_find(in->m, "PID", 1);
     ehr_status st;

@@ -53,8 +53,8 @@ json_t *map_ei_ident(const ehr_hl7_seg *s, int f);
 json_t *map_coding(const char *map, const char *v2);
 /* dateTime (or date) text from a DTM; false when empty or malformed (then e
    is filled when required). */
-bool map_dtm(struct mapper *mp, const ehr_hl7_seg *s, int f, int comp, bool date_only,
-             char *out, size_t cap, bool required);
+bool map_dtm(struct mapper *mp, const ehr_hl7_seg *s, int f, int comp, bool date_only, char *out,
+             size_t cap, bool required);
 /* A reference to a Practitioner made from an XCN (entry added when it has an
    id), or {display} only; NULL when not valued. */
 json_t *map_xcn_ref(struct mapper *mp, const ehr_hl7_seg *s, int f, int rep);

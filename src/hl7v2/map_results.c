@@ -142,21 +142,19 @@ static ehr_status obx_value(struct mapper *mp, const ehr_hl7_seg *obx, json_t *o
                                           ehr_json_number(a), "denominator", "value",
                                           ehr_json_number(b)));
         } else if (ha && hb && !strcmp(sep, "-")) {
-            json_object_set_new(o, "valueRange",
-                                json_pack("{s:o, s:o}", "low", quantity(a, obx, 6), "high",
-                                          quantity(b, obx, 6)));
+            json_object_set_new(
+                o, "valueRange",
+                json_pack("{s:o, s:o}", "low", quantity(a, obx, 6), "high", quantity(b, obx, 6)));
         } else if (ha) {
             json_t *q = quantity(a, obx, 6);
-            if (!strcmp(cmp, "<") || !strcmp(cmp, ">") || !strcmp(cmp, "<=") ||
-                !strcmp(cmp, ">="))
+            if (!strcmp(cmp, "<") || !strcmp(cmp, ">") || !strcmp(cmp, "<=") || !strcmp(cmp, ">="))
                 json_object_set_new(q, "comparator", json_string(cmp));
             json_object_set_new(o, "valueQuantity", q);
         } else {
             return ehr_hl7_fail(mp->e, EHR_EINVAL, 102, "OBX", seq, 5,
                                 "OBX-5: not a structured numeric (SN) value");
         }
-    } else if (!strcmp(vt, "CE") || !strcmp(vt, "CWE") || !strcmp(vt, "CNE") ||
-               !strcmp(vt, "CF")) {
+    } else if (!strcmp(vt, "CE") || !strcmp(vt, "CWE") || !strcmp(vt, "CNE") || !strcmp(vt, "CF")) {
         json_t *cc = map_cwe(obx, 5, 1, NULL);
         if (cc)
             json_object_set_new(o, "valueCodeableConcept", cc);
@@ -203,8 +201,8 @@ static json_t *observation(struct mapper *mp, const ehr_hl7_seg *obx, const ehr_
     }
     const struct hl7_vocab *vs = hl7_vocab_find("ObservationStatus", ehr_hl7_val(obx, 11, 1));
     json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "resourceType", "Observation", "status",
-                          vs ? vs->code : (*ehr_hl7_val(obx, 11, 1) ? "unknown" : "final"),
-                          "code", code, "subject", ref(mp->patient_ref));
+                          vs ? vs->code : (*ehr_hl7_val(obx, 11, 1) ? "unknown" : "final"), "code",
+                          code, "subject", ref(mp->patient_ref));
     char what[32];
     snprintf(what, sizeof what, "OBX%d", seq);
     push(o, "identifier", map_source_ident(mp, what));
@@ -225,8 +223,7 @@ static json_t *observation(struct mapper *mp, const ehr_hl7_seg *obx, const ehr_
         else if (*flag)
             push(o, "interpretation",
                  json_pack("{s:[{s:s, s:o}]}", "coding", "system",
-                           "http://terminology.hl7.org/CodeSystem/v2-0078", "code",
-                           map_str(flag)));
+                           "http://terminology.hl7.org/CodeSystem/v2-0078", "code", map_str(flag)));
     }
     char d[64];
     if (map_dtm(mp, obx, 14, 1, false, d, sizeof d, false) ||
@@ -259,8 +256,8 @@ static json_t *observation(struct mapper *mp, const ehr_hl7_seg *obx, const ehr_
 
 static json_t *specimen(struct mapper *mp, const ehr_hl7_seg *spm, char url[64])
 {
-    json_t *sp = json_pack("{s:s, s:o}", "resourceType", "Specimen", "subject",
-                           ref(mp->patient_ref));
+    json_t *sp =
+        json_pack("{s:s, s:o}", "resourceType", "Specimen", "subject", ref(mp->patient_ref));
     /* SPM-2 specimen id (EIP: placer^filler, each EI) */
     const char *id = ehr_hl7_get(spm, 2, 1, 1, 1);
     json_t *ident;
@@ -305,9 +302,9 @@ ehr_status map_oru(struct mapper *mp)
             if (!code)
                 return map_required(mp, s, 4, "universal service identifier");
             const struct hl7_vocab *rs = hl7_vocab_find("ReportStatus", ehr_hl7_val(s, 25, 1));
-            report = json_pack("{s:s, s:s, s:o, s:o}", "resourceType", "DiagnosticReport",
-                               "status", rs ? rs->code : "final", "code", code, "subject",
-                               ref(mp->patient_ref));
+            report =
+                json_pack("{s:s, s:s, s:o, s:o}", "resourceType", "DiagnosticReport", "status",
+                          rs ? rs->code : "final", "code", code, "subject", ref(mp->patient_ref));
             /* OBR-3 filler order number identifies the report; else the message */
             json_t *ident = map_ei_ident(s, 3);
             if (!ident)
@@ -402,8 +399,8 @@ ehr_status map_vxu(struct mapper *mp)
         const char *cs = ehr_hl7_val(s, 20, 1);
         const struct hl7_vocab *vs = hl7_vocab_find("ImmunizationStatus", cs);
         json_t *im = json_pack("{s:s, s:s, s:o, s:o, s:s}", "resourceType", "Immunization",
-                               "status", vs ? vs->code : "completed", "vaccineCode", vc,
-                               "patient", ref(mp->patient_ref), "occurrenceDateTime", when);
+                               "status", vs ? vs->code : "completed", "vaccineCode", vc, "patient",
+                               ref(mp->patient_ref), "occurrenceDateTime", when);
         /* ORC-3 filler order number identifies the dose; else the message */
         json_t *ident = orc ? map_ei_ident(orc, 3) : NULL;
         if (ident && !json_object_get(ident, "system"))
@@ -425,13 +422,14 @@ ehr_status map_vxu(struct mapper *mp)
             map_set(im, "expirationDate", d);
         const char *mvx = ehr_hl7_val(s, 17, 2);
         if (*mvx || *ehr_hl7_val(s, 17, 1))
-            json_object_set_new(im, "manufacturer",
-                                json_pack("{s:o}", "display", map_str(*mvx ? mvx
-                                                                       : ehr_hl7_val(s, 17, 1))));
+            json_object_set_new(
+                im, "manufacturer",
+                json_pack("{s:o}", "display", map_str(*mvx ? mvx : ehr_hl7_val(s, 17, 1))));
         /* RXA-9 administration notes: 00 new record (primary source), 01 historical */
         const char *src = ehr_hl7_val(s, 9, 1);
         if (*src)
-            json_object_set_new(im, "primarySource", !strcmp(src, "00") ? json_true() : json_false());
+            json_object_set_new(im, "primarySource",
+                                !strcmp(src, "00") ? json_true() : json_false());
         if (vs && !strcmp(vs->code, "not-done")) {
             json_t *why = map_cwe(s, 18, 1, NULL);
             if (why)

@@ -137,8 +137,10 @@ static void *conn_main(void *p)
             }
             if (ch == EHR_MLLP_VT) {
                 /* a new start inside a frame: the unfinished one is dropped */
-                ehr_log(EHR_LOG_WARN, "mllp: %s: a frame began before the previous one ended "
-                        "(%zu bytes dropped)", c->peer, frame.len);
+                ehr_log(EHR_LOG_WARN,
+                        "mllp: %s: a frame began before the previous one ended "
+                        "(%zu bytes dropped)",
+                        c->peer, frame.len);
                 ehr_buf_reset(&frame);
                 discarding = false;
                 continue;
@@ -242,7 +244,8 @@ ehr_status ehr_mllp_server_start(ehr_hl7_engine *engine, const ehr_mllp_config *
         s->cfg.max_connections = 64;
     s->slots = calloc(s->cfg.max_connections, sizeof *s->slots);
     pthread_mutex_init(&s->lock, NULL);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *ai = NULL;
     char port[8];
@@ -259,8 +262,8 @@ ehr_status ehr_mllp_server_start(ehr_hl7_engine *engine, const ehr_mllp_config *
     if (s->lfd >= 0)
         setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (s->lfd < 0 || bind(s->lfd, ai->ai_addr, ai->ai_addrlen) || listen(s->lfd, 128)) {
-        ehr_status st = ehr_err_set(err, EHR_EIO, "MLLP: cannot listen on port %u: %s",
-                                    cfg->port, strerror(errno));
+        ehr_status st = ehr_err_set(err, EHR_EIO, "MLLP: cannot listen on port %u: %s", cfg->port,
+                                    strerror(errno));
         if (s->lfd >= 0)
             close(s->lfd);
         freeaddrinfo(ai);
@@ -318,7 +321,8 @@ void ehr_mllp_server_stop(ehr_mllp_server **sp)
 
 ehr_status ehr_mllp_connect(const char *host, uint16_t port, int timeout, int *fd, ehr_err *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV},
                     *ai = NULL;
     char ps[8];

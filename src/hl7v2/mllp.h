@@ -31,10 +31,10 @@
 typedef struct ehr_mllp_server ehr_mllp_server;
 
 typedef struct ehr_mllp_config {
-    const char *bind;          /* NULL: all interfaces */
-    uint16_t port;             /* 0: pick a free one (ehr_mllp_server_port) */
-    unsigned max_connections;  /* 0: 64; more wait in the listen backlog */
-    unsigned idle_seconds;     /* close a connection silent this long (0: 600) */
+    const char *bind;         /* NULL: all interfaces */
+    uint16_t port;            /* 0: pick a free one (ehr_mllp_server_port) */
+    unsigned max_connections; /* 0: 64; more wait in the listen backlog */
+    unsigned idle_seconds;    /* close a connection silent this long (0: 600) */
 } ehr_mllp_config;
 
 /* Start listening (engine borrowed). */

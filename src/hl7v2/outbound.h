@@ -28,13 +28,13 @@
 typedef struct ehr_hl7_outbound ehr_hl7_outbound;
 
 typedef struct ehr_hl7_outbound_config {
-    const char *host;        /* the registry */
+    const char *host; /* the registry */
     uint16_t port;
-    const char *app, *facility;           /* MSH-3/4; NULL: "EHR" */
+    const char *app, *facility;                   /* MSH-3/4; NULL: "EHR" */
     const char *registry_app, *registry_facility; /* MSH-5/6; NULL: "" */
-    unsigned interval_ms;    /* how often to look (0: 1000) */
-    unsigned max_backoff;    /* seconds (0: 300) */
-    unsigned timeout;        /* seconds to wait for an ACK (0: 30) */
+    unsigned interval_ms;                         /* how often to look (0: 1000) */
+    unsigned max_backoff;                         /* seconds (0: 300) */
+    unsigned timeout;                             /* seconds to wait for an ACK (0: 30) */
 } ehr_hl7_outbound_config;
 
 /* Start the worker (repo borrowed). */

@@ -208,8 +208,8 @@ static ehr_status parse_field(struct parser *p, const char *s, size_t len, struc
 {
     if (len > p->lim->max_field)
         return ehr_hl7_fail(p->e, EHR_ELIMIT, 102, p->seg, p->seg_seq, p->field,
-                            "%s-%d is %zu bytes long, more than the limit of %zu", p->seg,
-                            p->field, len, p->lim->max_field);
+                            "%s-%d is %zu bytes long, more than the limit of %zu", p->seg, p->field,
+                            len, p->lim->max_field);
     f->n = 0;
     f->reps = NULL;
     if (len == 0)
@@ -248,8 +248,7 @@ static ehr_status leaf_field(struct parser *p, struct ehr_hl7_field *f, const ch
         return EHR_ENOMEM;
     f->reps->comps->n = 1;
     f->reps->comps->subs = ehr_arena_alloc(p->a, sizeof(char *));
-    if (!f->reps->comps->subs ||
-        !(f->reps->comps->subs[0] = ehr_arena_strndup(p->a, s, len)))
+    if (!f->reps->comps->subs || !(f->reps->comps->subs[0] = ehr_arena_strndup(p->a, s, len)))
         return EHR_ENOMEM;
     return EHR_OK;
 }
@@ -581,8 +580,8 @@ ehr_status ehr_hl7_split(const char *data, size_t len, ehr_hl7_msg_cb cb, void *
             char seg[4] = {0};
             memcpy(seg, s, n < 3 ? n : 3);
             return ehr_hl7_fail(e, EHR_EINVAL, 100, seg, line, 0,
-                                "line %d: segment %s outside any message (no MSH before it)",
-                                line, seg);
+                                "line %d: segment %s outside any message (no MSH before it)", line,
+                                seg);
         }
         i = next;
     }

@@ -50,19 +50,19 @@ static ehr_status find_id(sqlite3 *db, const ehr_store_hl7 *m, int64_t *id, ehr_
     return res;
 }
 
-ehr_status ehr_sqlite__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id,
-                               ehr_err *err)
+ehr_status ehr_sqlite__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id, ehr_err *err)
 {
     sqlite3 *db = ehr_sqlite__xconn(c)->db;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO hl7_message(direction, peer, control_id, type, status, "
-                           "ack_code, outcome, received, processed, attempts, next_try, raw, ack, dedup) "
-                           "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
-                           "CASE WHEN ?5 = 'rejected' THEN NULL ELSE "
-                           "?1 || char(31) || ?2 || char(31) || ?3 END) "
-                           "ON CONFLICT(dedup) DO NOTHING",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO hl7_message(direction, peer, control_id, type, status, "
+            "ack_code, outcome, received, processed, attempts, next_try, raw, ack, dedup) "
+            "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
+            "CASE WHEN ?5 = 'rejected' THEN NULL ELSE "
+            "?1 || char(31) || ?2 || char(31) || ?3 END) "
+            "ON CONFLICT(dedup) DO NOTHING",
+            -1, &st, NULL) != SQLITE_OK)
         return herr(db, err, "preparing to store an HL7 message");
     bind_text(st, 1, m->direction);
     bind_text(st, 2, m->peer ? m->peer : "");

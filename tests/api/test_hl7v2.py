@@ -262,11 +262,38 @@ def t_duplicates():
     hist = c.get('/fhir/Patient/%s/_history' % pats[0]['resource']['id']).json
     eq(hist.get('total', len(bundle_entries(hist))), 1, 'applied once: one version')
     # the same control id from another sender is another message
-    m2 = msg(ctl, 'EVN|A08|20240301\r' + PID % (mrn, 'Twice', 'Sent'), typ='ADT^A08',
+    m2 = msg(ctl, 'EVN|A08|20240301\r' + PID % (mrn, 'Twice', 'Renamed'), typ='ADT^A08',
              sender='OTHERAPP')
     eq(msa(mllp_send(m2))[0], 'AA', 'other sender')
     hist = c.get('/fhir/Patient/%s/_history' % pats[0]['resource']['id']).json
     eq(hist.get('total', len(bundle_entries(hist))), 2, 'other sender applied')
+    p = c.get('/fhir/Patient/%s' % pats[0]['resource']['id']).json
+    eq(p['name'][0]['given'][0], 'Renamed', 'PID-5.2 of the second message')
+
+
+def t_merge():
+    old, new = unique('old'), unique('new')
+    a = mllp_send(msg(unique('c'), 'EVN|A04|20240301\r' + PID % (old, 'Merge', 'Prior'),
+                      typ='ADT^A04'))
+    eq(msa(a)[0], 'AA', 'prior registered')
+    # unknown prior record: AE 204 at MRG-1, and the survivor is not written either
+    ghost = unique('ghost')
+    a = mllp_send(msg(unique('c'), 'EVN|A40|20240301\r' + PID % (new, 'Merge', 'Survivor') +
+                      'MRG|%s^^^HOSPA^MR\r' % ghost, typ='ADT^A40'))
+    eq(msa(a)[0], 'AE', 'unknown prior: MSA-1')
+    eq(err_loc(a), ('MRG', '4', '1', '204'), 'unknown prior: ERR')
+    eq(len(patients_with(SYS_A, new)), 0, 'no partial write: survivor not created')
+    a = mllp_send(msg(unique('c'), 'EVN|A40|20240301\r' + PID % (new, 'Merge', 'Survivor') +
+                      'MRG|%s^^^HOSPA^MR\r' % old, typ='ADT^A40'))
+    eq(msa(a)[0], 'AA', 'merge: MSA-1')
+    prior = patients_with(SYS_A, old)[0]['resource']
+    surv = patients_with(SYS_A, new)[0]['resource']
+    eq(prior.get('active'), False, 'prior inactive')
+    eq(prior['name'][0]['given'][0], 'Prior', 'prior keeps its content')
+    eq(prior['link'], [{'other': {'reference': 'Patient/' + surv['id']}, 'type': 'replaced-by'}],
+       'prior link')
+    eq(surv['link'], [{'other': {'reference': 'Patient/' + prior['id']}, 'type': 'replaces'}],
+       'survivor link')
 
 
 def t_framing():
@@ -356,6 +383,8 @@ test_expect_success('MLLP: ORU^R01 values, units, ranges, flags', t_oru_values)
 test_expect_success('MLLP: AR malformed, AR unknown type, AE missing field, no partial write',
                     t_errors)
 test_expect_success('MLLP: a repeated control id is applied once', t_duplicates)
+test_expect_success('MLLP: A40 merge links both records; an unknown prior writes nothing',
+                    t_merge)
 test_expect_success('MLLP: bytes outside frames skipped, connection kept', t_framing)
 test_expect_success('MLLP: enhanced mode (MSH-15/16 AL): CA then AA', t_enhanced)
 test_expect_success('SIGKILL during a stream: acknowledged = stored and applied once', t_crash)

@@ -3,12 +3,12 @@
  * batches, ACKs, timestamps; and a round trip over every sample message in
  * ../shared/data/hl7v2 (skipped, with the reason printed, when absent).
  */
+#include <cmocka.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +29,12 @@ static ehr_hl7_msg *parse(ehr_arena *a, const char *text)
 static void test_structure(void **state)
 {
     ehr_arena *a = ehr_arena_new();
-    ehr_hl7_msg *m =
-        parse(a, "\xEF\xBB\xBFMSH|^~\\&|LAB|FAC|EHR|HOSP|20240102030405||ORU^R01^ORU_R01|C1|P|2.5.1\r\n"
-                 "PID|1||123^^^HOSP^MR~456^^^SSA^SS||Doe^John^Q||19800102|M\n"
-                 "\n"
-                 "ZXY|a&b&c^d~e|\r"
-                 "OBX|1|NM|1234-5^Glucose^LN||5.6|mmol/L|3.9-5.5|H|||F\r");
+    ehr_hl7_msg *m = parse(
+        a, "\xEF\xBB\xBFMSH|^~\\&|LAB|FAC|EHR|HOSP|20240102030405||ORU^R01^ORU_R01|C1|P|2.5.1\r\n"
+           "PID|1||123^^^HOSP^MR~456^^^SSA^SS||Doe^John^Q||19800102|M\n"
+           "\n"
+           "ZXY|a&b&c^d~e|\r"
+           "OBX|1|NM|1234-5^Glucose^LN||5.6|mmol/L|3.9-5.5|H|||F\r");
     assert_int_equal(m->n_segs, 4);
     assert_int_equal(m->field_sep, '|');
     assert_int_equal(m->sub_sep, '&');
@@ -201,7 +201,8 @@ static ehr_status len_cb(void *p, const char *data, size_t len, int line)
 
 static void test_split(void **state)
 {
-    const char *f = "FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\r\nPID|2\r\nBTS|2\rFTS|1\r";
+    const char *f =
+        "FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\r\nPID|2\r\nBTS|2\rFTS|1\r";
     struct split_ctx c = {0};
     ehr_hl7_error e;
     assert_int_equal(ehr_hl7_split(f, strlen(f), split_cb, &c, &e), EHR_OK);
@@ -485,8 +486,8 @@ static int run_dir(const char *dir, int *files, int *bad_ok)
             if (c.messages < 1)
                 fail_msg("%s: no message found", path);
             if (c.segments != file_segments(data, len))
-                fail_msg("%s: %zu segments in the messages, %zu in the file", path,
-                         c.segments, file_segments(data, len));
+                fail_msg("%s: %zu segments in the messages, %zu in the file", path, c.segments,
+                         file_segments(data, len));
         }
         messages += c.messages;
         (*files)++;
@@ -507,8 +508,8 @@ static void test_samples(void **state)
             printf("SKIP: %s is absent (see ../shared/data/README.md)\n", dirs[i]);
             continue;
         }
-        printf("%s: %d files, %d messages round-tripped, %d malformed batches rejected\n",
-               dirs[i], files, n, bad_ok);
+        printf("%s: %d files, %d messages round-tripped, %d malformed batches rejected\n", dirs[i],
+               files, n, bad_ok);
         assert_true(files > 0);
     }
 }
@@ -516,11 +517,16 @@ static void test_samples(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_structure),   cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_other_separators), cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_limits),      cmocka_unit_test(test_split),
-        cmocka_unit_test(test_ack),         cmocka_unit_test(test_ack_modes),
-        cmocka_unit_test(test_dtm),         cmocka_unit_test(test_samples),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_other_separators),
+        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_ack),
+        cmocka_unit_test(test_ack_modes),
+        cmocka_unit_test(test_dtm),
+        cmocka_unit_test(test_samples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
