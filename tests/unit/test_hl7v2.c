@@ -3,12 +3,14 @@
  * batches, ACKs, timestamps; and a round trip over every sample message in
  * ../shared/data/hl7v2 (skipped, with the reason printed, when absent).
  */
-#include <cmocka.h>
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four above first */
+#include <cmocka.h>
+
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
