@@ -10,9 +10,12 @@
 
 #include "auth/auth.h"
 #include "cli/commands.h"
+#include "cli/hl7_http.h"
 #include "cli/opts.h"
 #include "core/util.h"
 #include "fhir/xml.h"
+#include "hl7v2/engine.h"
+#include "hl7v2/mllp.h"
 #include "http/http.h"
 #include "http/static.h"
 #include "repo/repo.h"
@@ -31,7 +34,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ehr serve [--port N] [--db PATH | --postgres CONNINFO] [--bind ADDR]\n"
             "                 [--threads N] [--max-body BYTES] [--base-url URL]\n"
-            "                 [--tls-cert FILE --tls-key FILE]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--mllp-port N]\n"
+            "                 [--hl7-unknown-patient create|reject]\n"
             "\n"
             "Serves the FHIR R4 API at /fhir (GET /fhir/metadata describes it).\n"
             "  --port N          TCP port (default 8080; 0 picks a free one)\n"
@@ -50,6 +54,11 @@ static void usage(FILE *f)
             "  --web-root DIR    the clinician app's files, served at / (default: web/\n"
             "                    beside the program's folder, ../share/ehr/web, or the\n"
             "                    source tree's web/); --no-web serves none\n"
+            "  --mllp-port N     also receive HL7 v2 over MLLP on this port (0 picks one),\n"
+            "                    on the --bind address; POST /hl7v2 takes them over HTTP\n"
+            "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
+            "                    for a patient not on file: create it from PID (default)\n"
+            "                    or answer AE (docs/hl7v2.md)\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -181,6 +190,8 @@ int ehr_cmd_serve(int argc, char **argv)
     ehr_rest_config rc = {0};
     ehr_auth_config ac;
     ehr_auth_config_defaults(&ac);
+    ehr_hl7_config hl7c = {0};
+    long mllp_port = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         unsigned long n;
@@ -269,8 +280,17 @@ int ehr_cmd_serve(int argc, char **argv)
             if (!seconds("--lockout-seconds", v, 1, 7 * 86400, &ac.lockout_seconds))
                 return 2;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--mllp-port"))) {
-            fprintf(stderr, "ehr serve: --mllp-port: HTTP v2 over MLLP is not in this build yet\n");
-            return 2;
+            if (!parse_num(v, 65535, &n)) {
+                fprintf(stderr, "ehr serve: --mllp-port takes a number from 0 to 65535\n");
+                return 2;
+            }
+            mllp_port = (long)n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-unknown-patient"))) {
+            if (strcmp(v, "create") && strcmp(v, "reject")) {
+                fprintf(stderr, "ehr serve: --hl7-unknown-patient is create or reject\n");
+                return 2;
+            }
+            hl7c.reject_unknown_patient = !strcmp(v, "reject");
         } else {
             fprintf(stderr, "ehr serve: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -330,12 +350,30 @@ int ehr_cmd_serve(int argc, char **argv)
         return 1;
     }
     hc.error_body = ehr_rest_error_body;
+    ehr_hl7_engine *hl7 = NULL;
+    if (ehr_hl7_engine_new(repo, &hl7c, &hl7, &err)) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_auth_free(&auth);
+        ehr_repo_free(&repo);
+        return 1;
+    }
+    /* HL7 v2 messages stored before a crash and never applied: apply them now */
+    size_t recovered = 0;
+    ehr_repo_ctx sysctx = {.user = "system/hl7v2-recovery", .client = "local", .role = "system"};
+    if (ehr_hl7_recover(hl7, &sysctx, &recovered, &err))
+        fprintf(stderr, "ehr serve: HL7 v2 recovery: %s\n", err.msg);
+    else if (recovered)
+        printf("ehr: applied %zu HL7 v2 message(s) stored before a stop\n", recovered);
     ehr_http_server *srv = ehr_http_server_new(&hc);
     ehr_rest *rest = NULL;
-    /* the auth guard first: every /fhir request is decided before REST sees it */
-    if (!srv || ehr_auth_mount(auth, srv) || ehr_rest_mount(srv, repo, &rc, &rest)) {
+    /* the auth guard first: every /fhir and /hl7v2 request is decided before
+       REST or the HL7 handler sees it */
+    if (!srv || ehr_auth_mount(auth, srv) ||
+        ehr_http_server_add(srv, "/hl7v2", ehr_hl7_http_handler, hl7) ||
+        ehr_rest_mount(srv, repo, &rc, &rest)) {
         fprintf(stderr, "ehr serve: out of memory\n");
         ehr_http_server_free(&srv);
+        ehr_hl7_engine_free(&hl7);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
         return 1;
@@ -366,8 +404,23 @@ int ehr_cmd_serve(int argc, char **argv)
         }
     }
     ehr_fhir_xml_init(); /* before the worker threads exist */
+    ehr_mllp_server *mllp = NULL;
+    if (mllp_port >= 0) {
+        ehr_mllp_config mc = {.bind = hc.bind, .port = (uint16_t)mllp_port};
+        if (ehr_mllp_server_start(hl7, &mc, &mllp, &err)) {
+            fprintf(stderr, "ehr serve: %s\n", err.msg);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_hl7_engine_free(&hl7);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_mllp_server_stop(&mllp);
+        ehr_hl7_engine_free(&hl7);
         ehr_http_server_free(&srv);
         ehr_http_static_free(&web);
         ehr_rest_free(&rest);
@@ -395,12 +448,16 @@ int ehr_cmd_serve(int argc, char **argv)
     else
         printf("ehr: /fhir needs an access token: see /.well-known/smart-configuration, or "
                "ehr token --user NAME --scope \"user/*.rs\" on this host\n");
+    if (mllp)
+        printf("ehr: receiving HL7 v2 over MLLP on port %u\n", ehr_mllp_server_port(mllp));
     fflush(stdout);
     while (!stop_requested)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
+    ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
     ehr_http_static_free(&web);
+    ehr_hl7_engine_free(&hl7);
     ehr_rest_free(&rest);
     ehr_auth_free(&auth);
     ehr_repo_free(&repo);

@@ -58,5 +58,7 @@ int ehr_cmd_import(int argc, char **argv);
  * on a usage error.
  */
 int ehr_cmd_export(int argc, char **argv);
+/* ehr hl7 list|show|reprocess|send: stored HL7 v2 messages; an MLLP client (see --help). */
+int ehr_cmd_hl7(int argc, char **argv);
 
 #endif

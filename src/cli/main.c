@@ -19,6 +19,7 @@ static const struct {
     {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
     {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
     {"reindex", ehr_cmd_reindex, "rebuild the search index of every resource"},
+    {"hl7", ehr_cmd_hl7, "HL7 v2: list, show, reprocess stored messages; send over MLLP"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
 };
 

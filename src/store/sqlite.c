@@ -202,6 +202,14 @@ static const char *const migrations[] = {
     "DROP INDEX idx_uri_k; CREATE INDEX idx_uri_k ON idx_uri(key, param);"
     "CREATE INDEX idx_token_text ON idx_token(type, param, text);"
     "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);",
+    /* 4: HL7 v2 messages, raw, in and out (src/store/sqlite_hl7.c) */
+    "CREATE TABLE hl7_message(id INTEGER PRIMARY KEY, direction TEXT NOT NULL,"
+    "  peer TEXT NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  status TEXT NOT NULL, ack_code TEXT, outcome TEXT,"
+    "  received INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  raw BLOB NOT NULL, ack BLOB, dedup TEXT UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -964,4 +972,7 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .set_sync = ehr_sqlite__set_sync,
     .flush = ehr_sqlite__flush,
     .scan = s_scan,
+    .hl7_put = ehr_sqlite__hl7_put,
+    .hl7_update = ehr_sqlite__hl7_update,
+    .hl7_list = ehr_sqlite__hl7_list,
 };

@@ -66,4 +66,11 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
                               void *ctx, size_t *total, ehr_err *err);
 ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err);
 
+/* HL7 v2 messages (sqlite_hl7.c) */
+ehr_status ehr_sqlite__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id,
+                               ehr_err *err);
+ehr_status ehr_sqlite__hl7_update(ehr_store_conn *c, const ehr_store_hl7 *m, ehr_err *err);
+ehr_status ehr_sqlite__hl7_list(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
+                                void *ctx, ehr_err *err);
+
 #endif
