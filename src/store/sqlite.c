@@ -177,6 +177,15 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key)) WITHOUT ROWID;"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3, 4, 5: placeholders for search, hl7v2 and bulk (their owners replace them) */
+    "SELECT 1;",
+    "SELECT 1;",
+    "SELECT 1;",
+    /* 6: the audit journal (src/audit/journal.h): how far its records have
+       been applied into the audit table, as (generation, offset); one row */
+    "CREATE TABLE audit_journal(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL, applied INTEGER NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -993,4 +1002,6 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .obj_purge = ehr_sqlite__obj_purge,
     .set_sync = ehr_sqlite__set_sync,
     .flush = ehr_sqlite__flush,
+    .audit_applied_get = ehr_sqlite__audit_applied_get,
+    .audit_applied_set = ehr_sqlite__audit_applied_set,
 };

@@ -23,6 +23,8 @@ enum sqlite_xstmt {
     SX_OBJ_LIST,
     SX_OBJ_LIST_OWNER,
     SX_OBJ_PURGE,
+    SX_AJ_GET,
+    SX_AJ_SET,
     SX_COUNT
 };
 
@@ -62,5 +64,9 @@ ehr_status ehr_sqlite__obj_list(ehr_store_conn *c, const char *kind, const char 
 ehr_status ehr_sqlite__obj_purge(ehr_store_conn *c, ehr_err *err);
 ehr_status ehr_sqlite__set_sync(ehr_store_conn *c, bool full, ehr_err *err);
 ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err);
+ehr_status ehr_sqlite__audit_applied_get(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                         ehr_err *err);
+ehr_status ehr_sqlite__audit_applied_set(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                         ehr_err *err);
 
 #endif
