@@ -93,8 +93,8 @@ static ehr_status open_locked(const char *path, int flags, int *out, ehr_err *er
             int e = errno;
             close(fd);
             if (e == EWOULDBLOCK)
-                return ehr_err_set(err, EHR_EBUSY,
-                                   "audit journal %s is in use by another process", path);
+                return ehr_err_set(err, EHR_EBUSY, "audit journal %s is in use by another process",
+                                   path);
             errno = e;
             return sys_err(err, "cannot lock", path);
         }

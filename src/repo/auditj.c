@@ -100,8 +100,7 @@ static ehr_status do_apply(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *e
         k->applied++;
     }
     if (!st && k->damage)
-        st = EHR_STORE_CALL(c, audit_append, ehr_time_now_us(), k->damage, strlen(k->damage),
-                            err);
+        st = EHR_STORE_CALL(c, audit_append, ehr_time_now_us(), k->damage, strlen(k->damage), err);
     if (!st && (k->mark_always || g != k->gen || o < k->end))
         st = EHR_STORE_CALL(c, audit_applied_set, k->gen, k->end > from ? k->end : from, err);
     return st;

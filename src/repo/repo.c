@@ -100,8 +100,7 @@ static void *flusher(void *p)
         int64_t now = ehr_time_now_us();
         if ((stop || now - last_flush >= 1000000) && atomic_exchange(&r->unsynced, false)) {
             last_flush = now;
-            if ((c || !ehr_store_connect(r->store, &c, &err)) &&
-                EHR_STORE_CALL(c, flush, &err)) {
+            if ((c || !ehr_store_connect(r->store, &c, &err)) && EHR_STORE_CALL(c, flush, &err)) {
                 atomic_store(&r->unsynced, true); /* try again */
                 ehr_log(EHR_LOG_ERROR, "repo: flushing the audit log failed: %s", err.msg);
             }

@@ -39,7 +39,8 @@ static const char *const xsql[SX_COUNT] = {
                           "owner = ?3 AND (expires = 0 OR expires > ?2) ORDER BY key",
     [SX_OBJ_PURGE] = "DELETE FROM auth_object WHERE expires <> 0 AND expires <= ?1",
     [SX_AJ_GET] = "SELECT generation, applied FROM audit_journal WHERE id = 1",
-    [SX_AJ_SET] = "INSERT OR REPLACE INTO audit_journal(id, generation, applied) VALUES (1, ?1, ?2)",
+    [SX_AJ_SET] =
+        "INSERT OR REPLACE INTO audit_journal(id, generation, applied) VALUES (1, ?1, ?2)",
 };
 
 static ehr_status xerr(struct sqlite_xconn *x, ehr_err *err, const char *what)

@@ -3,12 +3,12 @@
  * repository (src/repo/auditj.c): format, torn tail, CRC damage, rotation,
  * locking, and replay into the audit chain that applies each record once.
  */
+#include <cmocka.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -81,7 +81,8 @@ static void append_raw(const char *path, const char *bytes)
     fclose(fp);
 }
 
-static const char *EV[] = {"{\"action\":\"read\",\"id\":\"a\"}", "{\"action\":\"read\",\"id\":\"bb\"}",
+static const char *EV[] = {"{\"action\":\"read\",\"id\":\"a\"}",
+                           "{\"action\":\"read\",\"id\":\"bb\"}",
                            "{\"action\":\"search\",\"n\":3}"};
 
 /* three records at times 1000, 2000, 3000 into a new journal of generation gen */
