@@ -3,12 +3,15 @@
  * repository (src/repo/auditj.c): format, torn tail, CRC damage, rotation,
  * locking, and replay into the audit chain that applies each record once.
  */
-#include <cmocka.h>
-#include <fcntl.h>
+/* cmocka needs these first */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
