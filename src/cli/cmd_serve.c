@@ -35,7 +35,7 @@ static void usage(FILE *f)
             "usage: ehr serve [--port N] [--db PATH | --postgres CONNINFO] [--bind ADDR]\n"
             "                 [--threads N] [--max-body BYTES] [--base-url URL]\n"
             "                 [--tls-cert FILE --tls-key FILE] [--mllp-port N]\n"
-            "                 [--hl7-unknown-patient create|reject]\n"
+            "                 [--hl7-unknown-patient create|reject] [--audit-sync MS]\n"
             "\n"
             "Serves the FHIR R4 API at /fhir (GET /fhir/metadata describes it).\n"
             "  --port N          TCP port (default 8080; 0 picks a free one)\n"
@@ -76,7 +76,15 @@ static void usage(FILE *f)
             "  --lockout-attempts N, --lockout-seconds S  lock an account after N failed\n"
             "                    sign-ins in a row, for S seconds (5, 900)\n"
             "  --insecure-no-auth  no tokens needed on /fhir (local development only:\n"
-            "                    listens on 127.0.0.1; every access still audited)\n",
+            "                    listens on 127.0.0.1; every access still audited)\n"
+            "  --audit-sync MS   the audit records of reads, searches, denials and sign-ins\n"
+            "                    are appended to DB.audit-journal before the answer, and\n"
+            "                    every MS milliseconds (default 100, at most 60000) the\n"
+            "                    journal is synced to disk and applied into the hash-chained\n"
+            "                    audit log; records left by a crash are applied at the next\n"
+            "                    start. A power cut can lose the read records of the last MS\n"
+            "                    milliseconds (never a write's). 0: no journal; each read\n"
+            "                    waits for its record to be committed (slower)\n",
             EHR_DEFAULT_DB);
 }
 
@@ -187,6 +195,7 @@ int ehr_cmd_serve(int argc, char **argv)
     bool no_web = false;
     struct ehr_store_opts so = {0};
     ehr_http_config hc = {.port = 8080, .max_body = 16u << 20};
+    unsigned long audit_sync = 100;
     ehr_rest_config rc = {0};
     ehr_auth_config ac;
     ehr_auth_config_defaults(&ac);
@@ -279,6 +288,11 @@ int ehr_cmd_serve(int argc, char **argv)
         } else if ((v = ehr_opts_value(argc, argv, &i, "--lockout-seconds"))) {
             if (!seconds("--lockout-seconds", v, 1, 7 * 86400, &ac.lockout_seconds))
                 return 2;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--audit-sync"))) {
+            if (!parse_num(v, 60000, &audit_sync)) {
+                fprintf(stderr, "ehr serve: --audit-sync takes milliseconds from 0 to 60000\n");
+                return 2;
+            }
         } else if ((v = ehr_opts_value(argc, argv, &i, "--mllp-port"))) {
             if (!parse_num(v, 65535, &n)) {
                 fprintf(stderr, "ehr serve: --mllp-port takes a number from 0 to 65535\n");
@@ -336,6 +350,15 @@ int ehr_cmd_serve(int argc, char **argv)
     ehr_repo *repo = NULL;
     if (ehr_repo_open(so.target, &repo, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
+        return 1;
+    }
+    ehr_status jst = audit_sync ? ehr_repo_audit_journal(repo, (int)audit_sync, &err) : EHR_OK;
+    if (jst == EHR_EBUSY) {
+        /* another server on this database owns it: records go the slow way */
+        fprintf(stderr, "ehr serve: warning: %s; auditing without the journal\n", err.msg);
+    } else if (jst) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_repo_free(&repo);
         return 1;
     }
     ehr_auth *auth = NULL;

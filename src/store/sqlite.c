@@ -210,6 +210,13 @@ static const char *const migrations[] = {
     "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
     "  raw BLOB NOT NULL, ack BLOB, dedup TEXT UNIQUE);"
     "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
+    /* 5: placeholder for bulk export jobs (its owner replaces it) */
+    "SELECT 1;",
+    /* 6: the audit journal (src/audit/journal.h): how far its records have
+       been applied into the audit table, as (generation, offset); one row */
+    "CREATE TABLE audit_journal(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL, applied INTEGER NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -975,4 +982,6 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .hl7_put = ehr_sqlite__hl7_put,
     .hl7_update = ehr_sqlite__hl7_update,
     .hl7_list = ehr_sqlite__hl7_list,
+    .audit_applied_get = ehr_sqlite__audit_applied_get,
+    .audit_applied_set = ehr_sqlite__audit_applied_set,
 };

@@ -393,6 +393,17 @@ struct ehr_store_ops {
     /* The messages q selects, one cb call each (strings valid during the call). */
     ehr_status (*hl7_list)(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
                            void *ctx, ehr_err *err);
+    /* -- added with the audit journal (src/audit/journal.h; migration 6) -- */
+
+    /* How far the audit journal has been applied into the audit table: every
+       record of journal generation *generation before byte *offset, and
+       every record of older generations (0, 0 when never). Read it inside
+       the write transaction that applies more, and set it there, so that the
+       records and the mark commit together (a replay is then idempotent). */
+    ehr_status (*audit_applied_get)(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                    ehr_err *err);
+    ehr_status (*audit_applied_set)(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                    ehr_err *err);
 };
 
 struct ehr_store {
