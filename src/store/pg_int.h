@@ -129,8 +129,8 @@ ehr_status ehr_pg__search(ehr_store_conn *c, const ehr_store_query *q, ehr_store
 ehr_status ehr_pg__compartment_of(ehr_store_conn *c, const char *type, const char *id,
                                   int64_t version, ehr_store_patient_cb cb, void *ctx,
                                   ehr_err *err);
-ehr_status ehr_pg__audit_list(ehr_store_conn *c, const ehr_store_audit_q *q,
-                              ehr_store_audit_cb cb, void *ctx, ehr_err *err);
+ehr_status ehr_pg__audit_list(ehr_store_conn *c, const ehr_store_audit_q *q, ehr_store_audit_cb cb,
+                              void *ctx, ehr_err *err);
 ehr_status ehr_pg__obj_get(ehr_store_conn *c, const char *kind, const char *key, ehr_buf *doc,
                            ehr_err *err);
 ehr_status ehr_pg__obj_put(ehr_store_conn *c, const ehr_store_obj *obj, bool create_only,

@@ -45,25 +45,35 @@
 const struct pg_kind ehr_pg__kinds[PG_N_KINDS] = {
     [EHR_IDX_STRING] = {"idx_string",
                         3,
-                        {{"param", "text", PF_PARAM}, {"norm", "text", PF_S1},
+                        {{"param", "text", PF_PARAM},
+                         {"norm", "text", PF_S1},
                          {"exact", "text", PF_S2}}},
     [EHR_IDX_TOKEN] = {"idx_token",
                        4,
-                       {{"param", "text", PF_PARAM}, {"system", "text", PF_S1},
-                        {"code", "text", PF_S2}, {"text", "text", PF_S3}}},
+                       {{"param", "text", PF_PARAM},
+                        {"system", "text", PF_S1},
+                        {"code", "text", PF_S2},
+                        {"text", "text", PF_S3}}},
     [EHR_IDX_DATE] = {"idx_date",
                       3,
-                      {{"param", "text", PF_PARAM}, {"lo", "bigint", PF_LO},
+                      {{"param", "text", PF_PARAM},
+                       {"lo", "bigint", PF_LO},
                        {"hi", "bigint", PF_HI}}},
     [EHR_IDX_REFERENCE] = {"idx_reference",
                            4,
-                           {{"param", "text", PF_PARAM}, {"target_type", "text", PF_S1},
-                            {"target_id", "text", PF_S2}, {"url", "text", PF_S3}}},
+                           {{"param", "text", PF_PARAM},
+                            {"target_type", "text", PF_S1},
+                            {"target_id", "text", PF_S2},
+                            {"url", "text", PF_S3}}},
     [EHR_IDX_QUANTITY] = {"idx_quantity",
                           4,
-                          {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM},
-                           {"system", "text", PF_S1}, {"code", "text", PF_S2}}},
-    [EHR_IDX_NUMBER] = {"idx_number", 2, {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}}},
+                          {{"param", "text", PF_PARAM},
+                           {"value", "float8", PF_NUM},
+                           {"system", "text", PF_S1},
+                           {"code", "text", PF_S2}}},
+    [EHR_IDX_NUMBER] = {"idx_number",
+                        2,
+                        {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}}},
     [EHR_IDX_URI] = {"idx_uri", 2, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}}},
 };
 
@@ -276,14 +286,14 @@ int pgq_array(struct pg_q *q, const char *const *v, size_t n)
 static bool transient(const char *state)
 {
     if (!state)
-        return true; /* no server answer at all: the connection */
-    return !strncmp(state, "08", 2) ||        /* connection exception */
-           !strcmp(state, "40001") ||         /* serialization failure */
-           !strcmp(state, "40P01") ||         /* deadlock */
-           !strncmp(state, "57P", 3) ||       /* shutdown, cannot connect now */
-           !strcmp(state, "53300") ||         /* too many connections */
-           !strcmp(state, "55P03") ||         /* lock not available */
-           !strcmp(state, "25006");           /* read-only transaction (a standby) */
+        return true;                    /* no server answer at all: the connection */
+    return !strncmp(state, "08", 2) ||  /* connection exception */
+           !strcmp(state, "40001") ||   /* serialization failure */
+           !strcmp(state, "40P01") ||   /* deadlock */
+           !strncmp(state, "57P", 3) || /* shutdown, cannot connect now */
+           !strcmp(state, "53300") ||   /* too many connections */
+           !strcmp(state, "55P03") ||   /* lock not available */
+           !strcmp(state, "25006");     /* read-only transaction (a standby) */
 }
 
 ehr_status pg_fail(struct pg_conn *c, PGresult *res, ehr_err *err, const char *what)
@@ -327,8 +337,13 @@ static ehr_status session_setup(struct pg_conn *c, ehr_err *err)
 static PGconn *pg_connect(const char *conninfo)
 {
     /* defaults first: whatever the conninfo says wins */
-    const char *keys[] = {"connect_timeout", "application_name", "client_encoding",
-                          "keepalives_idle", "keepalives_interval", "dbname", NULL};
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "client_encoding",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "dbname",
+                          NULL};
     const char *vals[] = {"5", "ehr", "UTF8", "30", "10", conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
@@ -614,7 +629,8 @@ static ehr_status p_begin(ehr_store_conn *base, bool write, ehr_err *err)
         return ehr_err_set(err, EHR_EINTERNAL, "a transaction is already open");
     char sql[200];
     if (write)
-        snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL READ COMMITTED;%s"
+        snprintf(sql, sizeof sql,
+                 "BEGIN ISOLATION LEVEL READ COMMITTED;%s"
                  "SELECT pg_advisory_xact_lock(%d, %d)",
                  c->sync_full ? "" : "SET LOCAL synchronous_commit = off;", LOCK_NS, LOCK_WRITE);
     else
@@ -731,8 +747,8 @@ static ehr_status p_current(ehr_store_conn *base, const char *type, const char *
     return lookup((struct pg_conn *)base, PS_CURRENT, 2, v, rec, content, err);
 }
 
-static ehr_status p_version(ehr_store_conn *base, const char *type, const char *id,
-                            int64_t version, ehr_store_rec *rec, ehr_buf *content, ehr_err *err)
+static ehr_status p_version(ehr_store_conn *base, const char *type, const char *id, int64_t version,
+                            ehr_store_rec *rec, ehr_buf *content, ehr_err *err)
 {
     char vb[24];
     const char *v[] = {type, id, pg_i64(vb, version)};
@@ -745,13 +761,21 @@ static ehr_status p_version(ehr_store_conn *base, const char *type, const char *
 static const char *field_text(const struct ehr_store_value *v, enum pg_field f, char tmp[40])
 {
     switch (f) {
-    case PF_PARAM: return v->param;
-    case PF_S1: return v->s1;
-    case PF_S2: return v->s2;
-    case PF_S3: return v->s3;
-    case PF_NUM: real_text(tmp, 40, v->num); return tmp;
-    case PF_LO: return pg_i64(tmp, v->lo);
-    case PF_HI: return pg_i64(tmp, v->hi);
+    case PF_PARAM:
+        return v->param;
+    case PF_S1:
+        return v->s1;
+    case PF_S2:
+        return v->s2;
+    case PF_S3:
+        return v->s3;
+    case PF_NUM:
+        real_text(tmp, 40, v->num);
+        return tmp;
+    case PF_LO:
+        return pg_i64(tmp, v->lo);
+    case PF_HI:
+        return pg_i64(tmp, v->hi);
     }
     return NULL;
 }
@@ -781,8 +805,8 @@ static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
         lens[6] = (int)rec->content_len;
         fmts[6] = 1;
     }
-    ehr_status st = pg_array_literal(&arrays[7], idx ? idx->patients : NULL,
-                                     idx ? idx->n_patients : 0);
+    ehr_status st =
+        pg_array_literal(&arrays[7], idx ? idx->patients : NULL, idx ? idx->n_patients : 0);
     int p = PUT_FIXED;
     for (int k = 0; !st && k < PG_N_KINDS; k++) {
         const struct pg_kind *kd = &ehr_pg__kinds[k];
@@ -935,8 +959,7 @@ static ehr_status p_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
             if (strcmp(p, prev) || strcmp(h, want)) {
                 *bad_seq = seq;
                 res = ehr_err_set(err, EHR_EINVAL,
-                                  "audit record %lld does not match the chain (%s)",
-                                  (long long)seq,
+                                  "audit record %lld does not match the chain (%s)", (long long)seq,
                                   strcmp(p, prev) ? "its link to the record before is wrong"
                                                   : "its content or hash was changed");
                 break;

@@ -79,8 +79,8 @@ static ehr_status each_row(PGresult *r, ehr_store_row_cb cb, void *ctx)
  * The access limits of a query (store.h, ehr_store_access) over column
  * type_col and, for the compartment, the current key or the version rid.
  */
-static void access_sql(struct pg_q *q, ehr_buf *w, const ehr_store_access *a,
-                       const char *type_col, bool versions, const char *id_col)
+static void access_sql(struct pg_q *q, ehr_buf *w, const ehr_store_access *a, const char *type_col,
+                       bool versions, const char *id_col)
 {
     if (!a)
         return;
@@ -132,8 +132,8 @@ static ehr_status rows(struct pg_conn *c, struct pg_q *q, ehr_store_row_cb cb, v
     return st;
 }
 
-ehr_status ehr_pg__history(ehr_store_conn *base, const ehr_store_history_q *hq,
-                           ehr_store_row_cb cb, void *ctx, size_t *total, ehr_err *err)
+ehr_status ehr_pg__history(ehr_store_conn *base, const ehr_store_history_q *hq, ehr_store_row_cb cb,
+                           void *ctx, size_t *total, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
     struct pg_q q;
@@ -304,8 +304,7 @@ ehr_status ehr_pg__search(ehr_store_conn *base, const ehr_store_query *sq, ehr_s
     if (sq->type)
         ehr_buf_printf(&w, " AND c.type = $%d::text", pgq_text(&q, sq->type));
     if (sq->compartment_patient)
-        ehr_buf_printf(&w,
-                       " AND c.key IN (SELECT key FROM compartment WHERE patient = $%d::text)",
+        ehr_buf_printf(&w, " AND c.key IN (SELECT key FROM compartment WHERE patient = $%d::text)",
                        pgq_text(&q, sq->compartment_patient));
     access_sql(&q, &w, sq->access, "c.type", false, "c.key");
     for (size_t i = 0; i < sq->n_clauses; i++) {
@@ -340,8 +339,7 @@ ehr_status ehr_pg__search(ehr_store_conn *base, const ehr_store_query *sq, ehr_s
 }
 
 ehr_status ehr_pg__compartment_of(ehr_store_conn *base, const char *type, const char *id,
-                                  int64_t version, ehr_store_patient_cb cb, void *ctx,
-                                  ehr_err *err)
+                                  int64_t version, ehr_store_patient_cb cb, void *ctx, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
     char vb[24];
@@ -424,8 +422,7 @@ ehr_status ehr_pg__obj_get(ehr_store_conn *base, const char *kind, const char *k
     char nb[24];
     const char *v[] = {kind, key, pg_i64(nb, ehr_time_now_us())};
     ehr_status st;
-    PGresult *r = pg_prepared(c, PS_OBJ_GET, 3, v, NULL, NULL, true, &st, err,
-                              "reading auth data");
+    PGresult *r = pg_prepared(c, PS_OBJ_GET, 3, v, NULL, NULL, true, &st, err, "reading auth data");
     if (!r)
         return st;
     if (PQntuples(r) == 0) {
@@ -444,14 +441,14 @@ ehr_status ehr_pg__obj_put(ehr_store_conn *base, const ehr_store_obj *obj, bool 
 {
     struct pg_conn *c = (struct pg_conn *)base;
     char eb[24], nb[24];
-    const char *v[] = {obj->kind, obj->key, obj->owner, pg_i64(eb, obj->expires), obj->doc,
-                       pg_i64(nb, ehr_time_now_us())};
+    const char *v[] = {obj->kind,  obj->key,
+                       obj->owner, pg_i64(eb, obj->expires),
+                       obj->doc,   pg_i64(nb, ehr_time_now_us())};
     int lens[] = {0, 0, 0, 0, (int)obj->doc_len, 0};
     int fmts[] = {0, 0, 0, 0, 1, 0};
     ehr_status st;
-    PGresult *r = pg_prepared(c, create_only ? PS_OBJ_INSERT : PS_OBJ_REPLACE,
-                              create_only ? 6 : 5, v, lens, fmts, false, &st, err,
-                              "writing auth data");
+    PGresult *r = pg_prepared(c, create_only ? PS_OBJ_INSERT : PS_OBJ_REPLACE, create_only ? 6 : 5,
+                              v, lens, fmts, false, &st, err, "writing auth data");
     if (!r)
         return st;
     /* create_only: an existing, unexpired row makes the upsert change nothing */
