@@ -41,4 +41,7 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/* ehr migrate --from SQLITE_PATH --to CONNINFO [--verify-only]: SQLite to PostgreSQL. */
+int ehr_cmd_migrate(int argc, char **argv);
+
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
     {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
+    {"migrate", ehr_cmd_migrate, "copy a SQLite database to PostgreSQL and verify the copy"},
 };
 
 static void usage(FILE *f)

@@ -140,9 +140,9 @@ def pg_new_db(template=None):
     return '%s dbname=%s' % (base, name)
 
 
-def store_args(db):
+def store_args(db, store=None):
     """The store option for db: --postgres CONNINFO or --db PATH."""
-    return ['--postgres', db] if STORE == 'postgres' else ['--db', db]
+    return ['--postgres', db] if (store or STORE) == 'postgres' else ['--db', db]
 
 
 # --------------------------------------------------------------------------
@@ -226,14 +226,15 @@ class Server:
     SIGKILL the server and start it again on the same data.
     """
 
-    def __init__(self, extra_args=(), db=None, name='ehr', auth=None):
+    def __init__(self, extra_args=(), db=None, name='ehr', auth=None, store=None):
         if not EHR_BIN:
             raise ServerError('EHR_BIN is not set (run through tests/run-api.sh)')
         if not os.access(EHR_BIN, os.X_OK):
             raise ServerError('EHR_BIN=%s is not an executable file' % EHR_BIN)
         self.name = name
         self.tmpdir = tempfile.mkdtemp(prefix='ehr-api-%s-' % name)
-        if STORE == 'postgres':
+        self.store = store or STORE   # this server's backend (default: EHR_TEST_STORE)
+        if self.store == 'postgres':
             self.db = db or pg_new_db()   # a conninfo
         else:
             self.db = db or os.path.join(self.tmpdir, 'ehr.db')
@@ -252,7 +253,7 @@ class Server:
 
     def ehr(self, *args, check_rc=True, input=None):
         """Run `ehr ARGS --db DB` (or --postgres); returns (exit status, stdout, stderr)."""
-        cmd = [EHR_BIN] + list(args) + store_args(self.db)
+        cmd = [EHR_BIN] + list(args) + store_args(self.db, self.store)
         p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120,
                            cwd=self.tmpdir)
         if check_rc and p.returncode != 0:
@@ -273,7 +274,7 @@ class Server:
 
     def command(self, port):
         auth = [] if self.auth else ['--insecure-no-auth']
-        return ([EHR_BIN, 'serve', '--port', str(port)] + store_args(self.db) + auth +
+        return ([EHR_BIN, 'serve', '--port', str(port)] + store_args(self.db, self.store) + auth +
                 self.extra_args)
 
     def start(self, timeout=START_TIMEOUT):

@@ -7,6 +7,8 @@
 #                                     "host=DIR port=5432 user=ehr"
 #   tests/pg/cluster.sh stop DIR      stop it (fast) and remove DIR
 #   tests/pg/cluster.sh restart DIR   stop (fast) and start again, same data
+#   tests/pg/cluster.sh down DIR      stop (fast), keep the data
+#   tests/pg/cluster.sh up DIR        start again after down
 #
 # Nothing listens on TCP: the socket lives in DIR, so any number of clusters
 # can run at once. PostgreSQL refuses to run as root: as root, the cluster
@@ -77,8 +79,14 @@ restart)
     as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     start
     ;;
+down)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+up)
+    start
+    ;;
 *)
-    echo "usage: cluster.sh start [DIR] | stop DIR | restart DIR" >&2
+    echo "usage: cluster.sh start [DIR] | stop DIR | restart DIR | down DIR | up DIR" >&2
     exit 2
     ;;
 esac
