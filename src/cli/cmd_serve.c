@@ -130,7 +130,11 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     for (size_t i = 0; i < sizeof r; i++)
         snprintf(pw + 2 * i, 3, "%02x", r[i]);
     char path[4200];
-    snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
+    /* SQLite: beside the database file; PostgreSQL: in the working folder */
+    if (so->postgres)
+        snprintf(path, sizeof path, "ehr-postgres.admin-password");
+    else
+        snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         fprintf(stderr,

@@ -61,4 +61,7 @@ int ehr_cmd_export(int argc, char **argv);
 /* ehr hl7 list|show|reprocess|send: stored HL7 v2 messages; an MLLP client (see --help). */
 int ehr_cmd_hl7(int argc, char **argv);
 
+/* ehr migrate --from SQLITE_PATH --to CONNINFO [--verify-only]: SQLite to PostgreSQL. */
+int ehr_cmd_migrate(int argc, char **argv);
+
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"reindex", ehr_cmd_reindex, "rebuild the search index of every resource"},
     {"hl7", ehr_cmd_hl7, "HL7 v2: list, show, reprocess stored messages; send over MLLP"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
+    {"migrate", ehr_cmd_migrate, "copy a SQLite database to PostgreSQL and verify the copy"},
 };
 
 static void usage(FILE *f)

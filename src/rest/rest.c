@@ -165,7 +165,10 @@ void rest_fail_status(struct rctx *x, ehr_status st, const ehr_err *err,
 
 void ehr_rest_error_body(void *ctx, int status, const char *message, ehr_http_response *res)
 {
-    const char *code = status == 413 ? "too-costly" : status == 404 ? "not-found" : "processing";
+    const char *code = status == 413   ? "too-costly"
+                       : status == 404 ? "not-found"
+                       : status == 503 ? "transient"
+                                       : "processing";
     json_t *oo = ehr_fhir_outcome_simple(EHR_SEV_ERROR, code, NULL, message);
     ehr_buf_reset(&res->body);
     ehr_json_dump(oo, &res->body, EHR_JSON_COMPACT);

@@ -415,10 +415,12 @@ struct ehr_store_conn {
 };
 
 extern const struct ehr_store_ops ehr_store_sqlite_ops;
+/* PostgreSQL (postgres.c): target is a libpq conninfo or URI */
+extern const struct ehr_store_ops ehr_store_postgres_ops;
 
 /*
  * Open a store. target is "sqlite:PATH", a plain PATH (SQLite), or
- * "postgres:CONNINFO" (when built in). Runs migrations. Caller frees with
+ * "postgres:CONNINFO" (a libpq connection string or URI). Runs migrations. Caller frees with
  * ehr_store_close.
  */
 ehr_status ehr_store_open(const char *target, ehr_store **out, ehr_err *err);
