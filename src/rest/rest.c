@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "core/util.h"
+#include "fhir/compartment.h"
 #include "fhir/model.h"
 #include "fhir/xml.h"
 #include "rest/rest_int.h"
@@ -164,7 +165,10 @@ void rest_fail_status(struct rctx *x, ehr_status st, const ehr_err *err,
 
 void ehr_rest_error_body(void *ctx, int status, const char *message, ehr_http_response *res)
 {
-    const char *code = status == 413 ? "too-costly" : status == 404 ? "not-found" : "processing";
+    const char *code = status == 413   ? "too-costly"
+                       : status == 404 ? "not-found"
+                       : status == 503 ? "transient"
+                                       : "processing";
     json_t *oo = ehr_fhir_outcome_simple(EHR_SEV_ERROR, code, NULL, message);
     ehr_buf_reset(&res->body);
     ehr_json_dump(oo, &res->body, EHR_JSON_COMPACT);
@@ -339,6 +343,17 @@ static bool is_method(struct rctx *x, const char *m)
     return strcmp(x->req->method, m) == 0;
 }
 
+/* Is type one of the Patient compartment's (or Patient itself)? */
+static bool in_patient_compartment(const char *type)
+{
+    if (!strcmp(type, "Patient"))
+        return true;
+    for (size_t i = 0; i < ehr_fhir_patient_compartment_n; i++)
+        if (!strcmp(ehr_fhir_patient_compartment[i].type, type))
+            return true;
+    return false;
+}
+
 static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res)
 {
     struct rctx x = {.rest = ctx, .req = req, .res = res};
@@ -474,9 +489,26 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET, PUT, PATCH, DELETE");
         return EHR_HTTP_HANDLED;
     }
-    if (x.n_seg == 3 && !strcmp(first, "Patient") && ehr_fhir_resource_type(x.seg[2]) &&
-        !ehr_fhir_resource_type(x.seg[2])->is_abstract) {
+    if (x.n_seg == 3 && !strcmp(first, "Patient") && !strcmp(x.seg[2], "$everything")) {
         if (is_method(&x, "GET"))
+            rest_everything(&x, second);
+        else
+            not_allowed(&x, "GET");
+        return EHR_HTTP_HANDLED;
+    }
+    if (strcmp(x.seg[2], "_history") != 0 && x.n_seg == 3 && !strcmp(first, "Patient") &&
+        x.seg[2][0] != '$' && x.seg[2][0] != '_') {
+        /* compartment search: GET /Patient/ID/TYPE */
+        const ehr_fhir_type *ct = ehr_fhir_resource_type(x.seg[2]);
+        if (!ct || ct->is_abstract)
+            rest_fail(&x, 404, "not-supported", NULL,
+                      "'%s' is not a FHIR R4 resource type (names are case-sensitive)", x.seg[2]);
+        else if (!in_patient_compartment(x.seg[2]))
+            rest_fail(&x, 400, "not-supported", NULL,
+                      "%s is not in the Patient compartment (FHIR R4 CompartmentDefinition "
+                      "patient)",
+                      x.seg[2]);
+        else if (is_method(&x, "GET"))
             rest_search_in(&x, x.seg[2], second);
         else
             not_allowed(&x, "GET");

@@ -67,6 +67,8 @@ void rest_search_in(struct rctx *x, const char *type, const char *patient);
 void rest_capabilities(struct rctx *x);
 /* POST /fhir: a batch or transaction Bundle (transaction.c). */
 void rest_transaction(struct rctx *x);
+/* GET /fhir/Patient/ID/$everything (everything.c). */
+void rest_everything(struct rctx *x, const char *id);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */
 void rest_full_url(struct rctx *x, ehr_buf *b, const char *type, const char *id);

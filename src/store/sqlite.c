@@ -207,7 +207,25 @@ static const char *const migrations[] = {
     "DROP INDEX idx_number_k; CREATE INDEX idx_number_k ON idx_number(key, param);"
     "DROP INDEX idx_uri_k; CREATE INDEX idx_uri_k ON idx_uri(key, param);"
     "CREATE INDEX idx_token_text ON idx_token(type, param, text);"
-    "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);"
+    "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);",
+    /* 4: HL7 v2 messages, raw, in and out (src/store/sqlite_hl7.c) */
+    "CREATE TABLE hl7_message(id INTEGER PRIMARY KEY, direction TEXT NOT NULL,"
+    "  peer TEXT NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  status TEXT NOT NULL, ack_code TEXT, outcome TEXT,"
+    "  received INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  raw BLOB NOT NULL, ack BLOB, dedup TEXT UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
+    /* 5: placeholder for bulk export jobs (its owner replaces it) */
+    "SELECT 1;",
+    /* 6: the audit journal (src/audit/journal.h): how far its records have
+       been applied into the audit table, as (generation, offset); one row */
+    "CREATE TABLE audit_journal(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL, applied INTEGER NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
+    /* 7: search, full text of _text and _content (src/store/sqlite_search.c):
+       rowid = key * 2 for _text, key * 2 + 1 for _content. Rows appear as
+       resources are written, or for all of them with `ehr reindex`. */
     "CREATE VIRTUAL TABLE idx_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -891,6 +909,58 @@ static ehr_status s_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
     return res;
 }
 
+/* Current resources in key order (bulk export, see store.h scan). */
+static ehr_status s_scan(ehr_store_conn *base, const ehr_store_scan_q *q, ehr_store_row_cb cb,
+                         void *ctx, int64_t *last_key, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    struct dyn d = {.sql = EHR_BUF_INIT};
+    ehr_buf_printf(&d.sql,
+                   "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
+                   "r.content, c.key FROM current c JOIN resource r ON r.rid = c.rid "
+                   "WHERE c.deleted = 0 AND c.key > ?%d",
+                   dyn_int(&d, q->after_key));
+    if (q->n_types)
+        ehr_buf_printf(&d.sql, " AND c.type IN (SELECT value FROM json_each(?%d))",
+                       dyn_array(&d, q->types, q->n_types));
+    if (q->since)
+        ehr_buf_printf(&d.sql, " AND c.last_updated >= ?%d", dyn_int(&d, q->since));
+    if (q->in_compartments && q->n_patients)
+        ehr_buf_printf(&d.sql,
+                       " AND c.key IN (SELECT key FROM compartment WHERE patient IN "
+                       "(SELECT value FROM json_each(?%d)))",
+                       dyn_array(&d, q->patients, q->n_patients));
+    else if (q->in_compartments)
+        ehr_buf_puts(&d.sql, " AND c.key IN (SELECT key FROM compartment)");
+    access_sql(&d, &d.sql, q->access, "c.type", false, "c.key");
+    ehr_buf_puts(&d.sql, " ORDER BY c.key");
+    if (q->limit)
+        ehr_buf_printf(&d.sql, " LIMIT %zu", q->limit);
+    sqlite3_stmt *st = NULL;
+    ehr_status res = d.sql.data ? dyn_prepare(c, &d, &st, err) : EHR_ENOMEM;
+    int rc = SQLITE_DONE;
+    while (!res && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ehr_store_rec rec = {
+            .type = (const char *)sqlite3_column_text(st, 0),
+            .id = (const char *)sqlite3_column_text(st, 1),
+            .version = sqlite3_column_int64(st, 2),
+            .last_updated = sqlite3_column_int64(st, 3),
+            .deleted = false,
+            .method = (const char *)sqlite3_column_text(st, 5),
+            .content = sqlite3_column_blob(st, 6),
+            .content_len = (size_t)sqlite3_column_bytes(st, 6),
+        };
+        if (last_key)
+            *last_key = sqlite3_column_int64(st, 7);
+        res = cb(ctx, &rec);
+    }
+    if (!res && rc != SQLITE_DONE)
+        res = db_error(c->db, err, "scanning resources");
+    sqlite3_finalize(st);
+    dyn_free(&d);
+    return res;
+}
+
 const struct ehr_store_ops ehr_store_sqlite_ops = {
     .name = "sqlite",
     .open = s_open,
@@ -920,4 +990,10 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .obj_purge = ehr_sqlite__obj_purge,
     .set_sync = ehr_sqlite__set_sync,
     .flush = ehr_sqlite__flush,
+    .scan = s_scan,
+    .hl7_put = ehr_sqlite__hl7_put,
+    .hl7_update = ehr_sqlite__hl7_update,
+    .hl7_list = ehr_sqlite__hl7_list,
+    .audit_applied_get = ehr_sqlite__audit_applied_get,
+    .audit_applied_set = ehr_sqlite__audit_applied_set,
 };

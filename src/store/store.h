@@ -221,6 +221,23 @@ typedef struct ehr_store_history_q {
     const ehr_store_access *access; /* NULL: no limit */
 } ehr_store_history_q;
 
+/*
+ * A scan of current resources in storage-key order (bulk export): stream
+ * them all, or resume after the last key handed out. Filters combine with
+ * AND; empty ones match everything.
+ */
+typedef struct ehr_store_scan_q {
+    size_t n_types;
+    const char *const *types;    /* only these types */
+    int64_t since;               /* last_updated >= since; 0: any */
+    int64_t after_key;           /* resume: keys greater than this (0: from the start) */
+    size_t limit;                /* at most this many rows; 0: no limit */
+    bool in_compartments;        /* only resources in some patient's compartment ... */
+    size_t n_patients;           /* ... of one of these patients (0: any patient) */
+    const char *const *patients;
+    const ehr_store_access *access; /* NULL: no limit */
+} ehr_store_scan_q;
+
 /* Called with each patient id of a compartment (compartment_of). */
 typedef ehr_status (*ehr_store_patient_cb)(void *ctx, const char *patient);
 
@@ -243,6 +260,45 @@ typedef struct ehr_store_audit_q {
 } ehr_store_audit_q;
 typedef ehr_status (*ehr_store_audit_cb)(void *ctx, int64_t seq, int64_t time, const char *hash,
                                          const char *event, size_t len);
+
+/*
+ * HL7 v2 messages, raw as they came in or went out (src/hl7v2/; table
+ * hl7_message, migration 4). An inbound message is stored before it is
+ * acknowledged; (direction, peer, control_id) is unique, so a repeated
+ * control id from the same sender is recognised (messages stored with
+ * status "rejected", which could not be read, take no part in this). Outbound messages wait
+ * here ("queued") until their destination acknowledges them.
+ */
+typedef struct ehr_store_hl7 {
+    int64_t id;             /* assigned by hl7_put */
+    const char *direction;  /* "in" or "out" */
+    const char *peer;       /* in: the sender (MSH-3^MSH-4); out: "host:port" */
+    const char *control_id; /* MSH-10 */
+    const char *type;       /* "ADT^A01" */
+    const char *status;     /* in: received, applied, error, rejected;
+                               out: queued, sent, failed */
+    const char *ack_code;   /* MSA-1 of the ACK sent (in) or received (out); NULL: none */
+    const char *outcome;    /* what happened, for people (never PHI); NULL: none */
+    int64_t received;       /* microseconds since the epoch */
+    int64_t processed;      /* 0: not yet */
+    int64_t attempts;       /* out: sends tried */
+    int64_t next_try;       /* out: not before (microseconds); 0: now */
+    const char *raw;        /* the message bytes */
+    size_t raw_len;
+    const char *ack;        /* the ACK bytes, NULL: none */
+    size_t ack_len;
+} ehr_store_hl7;
+
+/* Selection for hl7_list: 0/NULL fields match all; newest first unless oldest_first. */
+typedef struct ehr_store_hl7_q {
+    int64_t id;
+    const char *direction, *peer, *control_id, *status;
+    int64_t due_before;     /* out: next_try <= due_before */
+    size_t limit;           /* 0: no limit */
+    bool oldest_first;
+    bool with_raw;          /* fill raw and ack (else NULL) */
+} ehr_store_hl7_q;
+typedef ehr_status (*ehr_store_hl7_cb)(void *ctx, const ehr_store_hl7 *m);
 
 /* The backend interface. Every function reports detail through err. */
 struct ehr_store_ops {
@@ -320,6 +376,39 @@ struct ehr_store_ops {
        type/id never existed. Inside a write transaction. */
     ehr_status (*reindex)(ehr_store_conn *c, const char *type, const char *id,
                           const ehr_store_index *idx, ehr_err *err);
+
+    /* -- added with bulk export (src/store/sqlite.c, s_scan) -- */
+
+    /* Rows of q in key order, cb once each (deleted ones are skipped);
+       *last_key is the key of the row being handed to cb, so that a
+       stopped scan resumes with after_key = *last_key. Memory stays flat
+       whatever the number of rows. */
+    ehr_status (*scan)(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
+                       void *ctx, int64_t *last_key, ehr_err *err);
+    /* -- added with HL7 v2 (src/store/sqlite_hl7.c); each runs in the
+       caller's transaction, or commits durably on its own outside one -- */
+    /* Store a message; m->id is ignored, *id receives the new row's. When
+       (direction, peer, control_id) is already stored: EEXISTS, *id the
+       stored one's. */
+    ehr_status (*hl7_put)(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id, ehr_err *err);
+    /* Record what became of message m->id: status, ack_code, outcome, ack,
+       processed, attempts, next_try (the other fields are ignored).
+       ENOTFOUND for an unknown id. */
+    ehr_status (*hl7_update)(ehr_store_conn *c, const ehr_store_hl7 *m, ehr_err *err);
+    /* The messages q selects, one cb call each (strings valid during the call). */
+    ehr_status (*hl7_list)(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
+                           void *ctx, ehr_err *err);
+    /* -- added with the audit journal (src/audit/journal.h; migration 6) -- */
+
+    /* How far the audit journal has been applied into the audit table: every
+       record of journal generation *generation before byte *offset, and
+       every record of older generations (0, 0 when never). Read it inside
+       the write transaction that applies more, and set it there, so that the
+       records and the mark commit together (a replay is then idempotent). */
+    ehr_status (*audit_applied_get)(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                    ehr_err *err);
+    ehr_status (*audit_applied_set)(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                    ehr_err *err);
 };
 
 struct ehr_store {
@@ -331,10 +420,12 @@ struct ehr_store_conn {
 };
 
 extern const struct ehr_store_ops ehr_store_sqlite_ops;
+/* PostgreSQL (postgres.c): target is a libpq conninfo or URI */
+extern const struct ehr_store_ops ehr_store_postgres_ops;
 
 /*
  * Open a store. target is "sqlite:PATH", a plain PATH (SQLite), or
- * "postgres:CONNINFO" (when built in). Runs migrations. Caller frees with
+ * "postgres:CONNINFO" (a libpq connection string or URI). Runs migrations. Caller frees with
  * ehr_store_close.
  */
 ehr_status ehr_store_open(const char *target, ehr_store **out, ehr_err *err);
