@@ -101,6 +101,11 @@ int ehr_cmd_reindex(int argc, char **argv)
         ehr_repo_free(&repo);
         return 1;
     }
+    if (!c->store->ops->reindex) {
+        fprintf(stderr, "ehr reindex: the %s backend cannot reindex yet\n", c->store->ops->name);
+        ehr_repo_free(&repo);
+        return 1;
+    }
     bool tty = isatty(2);
     size_t total = 0, done = 0, failed = 0;
     ehr_store_query tq = {.count = 0};

@@ -275,6 +275,9 @@ static void cond_sql(struct pg_q *q, ehr_buf *w, const char *type, const struct 
     case EHR_IDX_URI:
         ehr_buf_printf(w, " AND uri = $%d::text", pgq_text(q, k->s1));
         break;
+    case EHR_IDX_TEXT: /* full text (_text, _content): not indexed on PostgreSQL yet */
+        ehr_buf_puts(w, " AND false");
+        break;
     case EHR_IDX_DATE:
         ehr_buf_puts(w, " AND ");
         range_sql(q, w, k->op, "lo", "hi", pg_i64(a, k->lo), pg_i64(b, k->hi), "bigint");
