@@ -41,23 +41,20 @@
 
 /* ---- text normalisation: lowercase, accents removed ---- */
 
-/* Base letter of a Latin-1 Supplement / Latin Extended-A character. */
+/* Base letter of a Latin-1 Supplement / Latin Extended-A character
+ * (from the Unicode decompositions; ligatures and stroked letters by their
+ * first letter), else the lowercase character. */
 static uint32_t fold(uint32_t c)
 {
-    static const char l1[] = /* U+00C0 .. U+00FF */
-        "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"
-        "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
-    if (c >= 0xC0 && c <= 0xFF) {
-        char b = l1[c - 0xC0];
-        return b ? (uint32_t)b : c;
-    }
-    if (c >= 0x100 && c <= 0x17F) {
-        static const char ea[] = /* U+0100 .. U+017F, pairs upper/lower */
-            "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkklllllllllllnnnnnnnnnooooooooo"
-            "orrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
-        if (c - 0x100 < sizeof ea - 1)
-            return (uint32_t)ea[c - 0x100];
-    }
+    static const char l1[] = /* U+00C0 .. U+00FF; \0: not a letter */
+        "aaaaaaaceeeeiiiidnooooo\0ouuuuytsaaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+    static const char ea[] = /* U+0100 .. U+017F */
+        "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkkllllllllllnnnnnnnnnoooooooorrrrrr"
+        "ssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
+    if (c >= 0xC0 && c <= 0xFF && l1[c - 0xC0])
+        return (uint32_t)l1[c - 0xC0];
+    if (c >= 0x100 && c <= 0x17F && ea[c - 0x100])
+        return (uint32_t)ea[c - 0x100];
     return fp_lower(c);
 }
 

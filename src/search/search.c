@@ -698,6 +698,12 @@ static bool filter(struct ps *p, const char *type, const char *name, const char 
             fail(p, "value", name, "%s takes true or false", name);
             return false;
         }
+        if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated")) {
+            /* every resource has them: missing=true matches nothing */
+            out->negate = !strcmp(value, "false");
+            out->n_conds = 0;
+            return true;
+        }
         struct ehr_store_cond *c = ehr_arena_calloc(p->a, 1, sizeof *c);
         if (!c)
             return false;

@@ -226,7 +226,20 @@ static const char *const migrations[] = {
     /* 7: search, full text of _text and _content (src/store/sqlite_search.c):
        rowid = key * 2 for _text, key * 2 + 1 for _content. Rows appear as
        resources are written, or for all of them with `ehr reindex`. */
-    "CREATE VIRTUAL TABLE idx_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');",
+    "CREATE VIRTUAL TABLE idx_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');"
+    /* probes of one resource's values read the index alone (covering) */
+    "DROP INDEX idx_token_k; CREATE INDEX idx_token_k ON idx_token(key, param, code, system);"
+    "DROP INDEX idx_date_k; CREATE INDEX idx_date_k ON idx_date(key, param, lo, hi);"
+    "DROP INDEX idx_string_k; CREATE INDEX idx_string_k ON idx_string(key, param, norm);"
+    "DROP INDEX idx_reference_k;"
+    "CREATE INDEX idx_reference_k ON idx_reference(key, param, target_type, target_id);"
+    "DROP INDEX idx_quantity_k;"
+    "CREATE INDEX idx_quantity_k ON idx_quantity(key, param, system, code, value);"
+    /* and the lookups that drive a search yield keys without a table read */
+    "DROP INDEX idx_token_v; CREATE INDEX idx_token_v ON idx_token(type, param, code, system, key);"
+    "DROP INDEX idx_reference_v;"
+    "CREATE INDEX idx_reference_v ON idx_reference(type, param, target_id, target_type, key);"
+    "DROP INDEX idx_string_v; CREATE INDEX idx_string_v ON idx_string(type, param, norm, key);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
