@@ -239,7 +239,9 @@ static const char *const migrations[] = {
     "DROP INDEX idx_token_v; CREATE INDEX idx_token_v ON idx_token(type, param, code, system, key);"
     "DROP INDEX idx_reference_v;"
     "CREATE INDEX idx_reference_v ON idx_reference(type, param, target_id, target_type, key);"
-    "DROP INDEX idx_string_v; CREATE INDEX idx_string_v ON idx_string(type, param, norm, key);",
+    "DROP INDEX idx_string_v; CREATE INDEX idx_string_v ON idx_string(type, param, norm, key);"
+    /* what refers to a resource, whatever the parameter (_revinclude=*) */
+    "CREATE INDEX idx_reference_t ON idx_reference(target_id, target_type);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
