@@ -59,7 +59,7 @@ serve() {
     die "ehr serve did not start"
 }
 token() {
-    "$EHR" user add --db "$1" --username bench --password "Bench-$$-$RANDOM-x" --role admin >/dev/null 2>&1 || true
+    "$EHR" user add --db "$1" --username bench --password "Secret-$$-$RANDOM-x" --role admin >/dev/null 2>&1 || true
     "$EHR" token --db "$1" --user bench --scope 'user/*.cruds' 2>/dev/null | tail -n1
 }
 rate_of() { sed -n 's/.*(\([0-9]*\) resources\/s).*/\1/p' | head -n1; }

@@ -238,6 +238,13 @@ ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store
                            ehr_store_row_cb cb, void *cb_ctx, int64_t *last_key, ehr_err *err);
 
 /*
+ * May the caller start an asynchronous bulk export? Only a caller whose
+ * searches are unlimited (every type, every patient): the export job runs
+ * later, without the request's policy. EFORBIDDEN (audited) otherwise.
+ */
+ehr_status ehr_repo_export_allowed(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_err *err);
+
+/*
  * Record an event that is not a FHIR interaction (login, token grant,
  * break-glass, user changes: JSON object; "user", "from", "app" are filled
  * from ctx when absent) and return once it is durable (audit.h).

@@ -3,12 +3,15 @@
  * at the repository level (what the HL7 v2 and import paths call), over a
  * real SQLite file. Expected values come from FHIR R4 http.html 3.1.0.11.
  */
-#include <cmocka.h>
-#include <pthread.h>
+/* cmocka.h needs these first */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <pthread.h>
 
 #include "core/json.h"
 #include "repo/repo.h"
