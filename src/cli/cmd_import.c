@@ -173,7 +173,11 @@ static ehr_status send_unit(struct imp *im, struct unit *u, json_t **resp, char 
 {
     where[0] = msg[0] = '\0';
     if (im->repo) {
-        ehr_repo_tx_opts o = {.max_entries = MAX_ENTRIES, .skip_unchanged = true};
+        /* a Bundle file is sent once: its resources may be rewritten in place
+           (no copy); an NDJSON chunk is re-sent without a failed line, so
+           it must stay as read */
+        ehr_repo_tx_opts o = {
+            .max_entries = MAX_ENTRIES, .skip_unchanged = true, .in_place = !u->lines};
         ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
         ehr_err err = {{0}};
         ehr_status st =

@@ -192,6 +192,9 @@ typedef struct ehr_repo_tx_opts {
        an import changes nothing */
     bool skip_unchanged;
     const char *base;    /* service base URL for response fullUrls, or NULL */
+    /* the caller gives the Bundle away: its resources are changed in place
+       (references rewritten) instead of copied first */
+    bool in_place;
 } ehr_repo_tx_opts;
 
 ehr_status ehr_repo_transaction(ehr_repo *r, const ehr_repo_ctx *ctx, const json_t *bundle,
