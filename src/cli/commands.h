@@ -41,6 +41,9 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/* ehr reindex [--db PATH]: rebuild every resource's search index rows (progress on a tty). */
+int ehr_cmd_reindex(int argc, char **argv);
+
 /*
  * ehr import [STORE] [--jobs N] PATH... | ehr import --url URL [--token T] PATH...
  * Bundles, NDJSON and folders of them, each Bundle one transaction. Exit 0
@@ -55,5 +58,10 @@ int ehr_cmd_import(int argc, char **argv);
  * on a usage error.
  */
 int ehr_cmd_export(int argc, char **argv);
+/* ehr hl7 list|show|reprocess|send: stored HL7 v2 messages; an MLLP client (see --help). */
+int ehr_cmd_hl7(int argc, char **argv);
+
+/* ehr migrate --from SQLITE_PATH --to CONNINFO [--verify-only]: SQLite to PostgreSQL. */
+int ehr_cmd_migrate(int argc, char **argv);
 
 #endif

@@ -18,7 +18,10 @@ static const struct {
     {"client", ehr_cmd_client, "register SMART apps and backend services"},
     {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
     {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
+    {"reindex", ehr_cmd_reindex, "rebuild the search index of every resource"},
+    {"hl7", ehr_cmd_hl7, "HL7 v2: list, show, reprocess stored messages; send over MLLP"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
+    {"migrate", ehr_cmd_migrate, "copy a SQLite database to PostgreSQL and verify the copy"},
 };
 
 static void usage(FILE *f)

@@ -146,6 +146,10 @@ ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store
     ehr_arena *a = ehr_arena_new();
     if (!a)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    if (!c->store->ops->scan) {
+        ehr_arena_free(&a);
+        return ehr_err_set(err, EHR_EUNSUPPORTED, "this storage backend cannot export yet");
+    }
     ehr_store_scan_q sq = *q;
     bool glass = false;
     st = repo_query_access(ctx, EHR_ACCESS_SEARCH, q->n_types == 1 ? q->types[0] : NULL, a,

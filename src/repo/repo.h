@@ -261,7 +261,33 @@ ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, e
  */
 ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err);
 
-/* Verify the audit chain (see store.h audit_verify). */
+/*
+ * Turn on the audit journal (src/audit/journal.h) for this process: from
+ * now on the audit records of reads, searches, history, denials and
+ * non-FHIR events are appended to DB.audit-journal beside the database
+ * before the caller goes on, and a background thread applies them into the
+ * hash-chained audit table every sync_ms milliseconds (auditj.c). Writes
+ * keep their record in their own transaction. The journal is fdatasynced
+ * at each period: a power cut loses at most the last period's read records
+ * (docs/security.md). Only for a local SQLite database (otherwise nothing
+ * changes); EBUSY when another process owns the journal. Call before the
+ * threads that use the repository start.
+ *
+ * ehr_repo_open itself applies whatever a previous run left in the
+ * journal (a crash), unless a running server owns it.
+ */
+ehr_status ehr_repo_audit_journal(ehr_repo *r, int sync_ms, ehr_err *err);
+
+/*
+ * Apply every audit record journaled so far into the chain, so that what
+ * follows reads a complete log: the AuditEvent view, `ehr audit`, verify.
+ * In a process that does not own the journal (an `ehr audit` command while
+ * the server runs), applies the server's journal the same way (safe: each
+ * record goes in once).
+ */
+ehr_status ehr_repo_audit_sync(ehr_repo *r, ehr_err *err);
+
+/* Verify the audit chain (see store.h audit_verify), after ehr_repo_audit_sync. */
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err);
 
 /* Parse an ETag or If-Match value (W/"3", "3" or 3) into a version; 0 when malformed. */
