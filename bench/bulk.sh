@@ -63,6 +63,7 @@ token() {
     "$EHR" token --db "$1" --user bench --scope 'user/*.cruds' 2>/dev/null | tail -n1
 }
 rate_of() { sed -n 's/.*(\([0-9]*\) resources\/s).*/\1/p' | head -n1; }
+cpu_rate_of() { sed -n 's/.*(\([0-9]*\) resources per CPU-second).*/\1/p' | head -n1; }
 field() { sed "s/.* $2=\([^ ]*\).*/\1/" <<<"$1"; }
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
@@ -73,13 +74,13 @@ for N in $LADDER; do
     note "$N patients: ehr import --db"
     out=$("$EHR" import --db "$TMP/$N.db" --quiet "$TMP/data-$N") || die "import failed: $out"
     RES=$(sed -n 's/^ehr import: \([0-9]*\) resources.*/\1/p' <<<"$out")
-    IMPORT=$(rate_of <<<"$out")
+    IMPORT=$(rate_of <<<"$out") IMPORT_CPU=$(cpu_rate_of <<<"$out")
     note "$N patients: ehr export"
     out=$("$EHR" export --db "$TMP/$N.db" --quiet --out "$TMP/exp-$N") || die "export failed"
-    EXPORT=$(rate_of <<<"$out")
+    EXPORT=$(rate_of <<<"$out") EXPORT_CPU=$(cpu_rate_of <<<"$out")
     note "$N patients: raw SQLite insert of the same rows"
     out=$("$BUILD/bench/raw_insert" "$TMP/raw-$N.db" "$TMP/exp-$N" 200)
-    RAW=$(field "$out" rate)
+    RAW=$(field "$out" rate) RAW_CPU=$(field "$out" cpu_rate)
     rm -rf "$TMP/exp-$N" "$TMP/raw-$N.db"*
     # the median patient by compartment size
     PID=$(sqlite3 "$TMP/$N.db" "SELECT patient FROM (SELECT patient, count(*) n FROM compartment GROUP BY patient ORDER BY n, patient) LIMIT 1 OFFSET (SELECT count(DISTINCT patient) / 2 FROM compartment)")
@@ -104,12 +105,12 @@ for N in $LADDER; do
     HTTP=$(rate_of <<<"$out")
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     rm -rf "$TMP/data-$N" "$TMP/http-$N.db"* "$TMP/$N.db"*
-    ROWS+=("| $N | $RES | $IMPORT | $HTTP | $RAW | $EXPORT | $PN | $(ms "$EV50") | $(ms "$EV99") | $EVRPS | $(ms "$RD50") | $(ms "$RD99") |")
+    ROWS+=("| $N | $RES | $IMPORT ($IMPORT_CPU/CPU-s) | $HTTP | $RAW ($RAW_CPU/CPU-s) | $EXPORT ($EXPORT_CPU/CPU-s) | $PN | $(ms "$EV50") | $(ms "$EV99") | $EVRPS | $(ms "$RD50") | $(ms "$RD99") |")
 done
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 TABLE=$(
-    echo "| patients | resources | ingest \`ehr import --db\` res/s | ingest HTTP, 4 clients res/s | baseline: raw SQLite insert rows/s | \`ehr export\` res/s | median patient's resources | \$everything p50 ms | p99 ms | req/s | read by id p50 ms | p99 ms |"
+    echo "| patients | resources | ingest \`ehr import --db\` res/s (per CPU-second) | ingest HTTP, 4 clients res/s | baseline: raw SQLite insert rows/s (per CPU-second) | \`ehr export\` res/s (per CPU-second) | median patient's resources | \$everything p50 ms | p99 ms | req/s | read by id p50 ms | p99 ms |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
 )

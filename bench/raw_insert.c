@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now(void)
@@ -107,6 +108,11 @@ int main(int argc, char **argv)
     free(line);
     sqlite3_finalize(ins);
     sqlite3_close(db);
-    printf("BENCH rows=%ld seconds=%.3f rate=%.0f\n", rows, secs, secs > 0 ? rows / secs : 0);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("BENCH rows=%ld seconds=%.3f rate=%.0f cpu=%.3f cpu_rate=%.0f\n", rows, secs,
+           secs > 0 ? rows / secs : 0, cpu, cpu > 0 ? rows / cpu : 0);
     return 0;
 }

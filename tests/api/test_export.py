@@ -207,7 +207,7 @@ def t_round_trip():
             for res in rs:
                 f.write(dumps(res) + '\n')
     s = Server(name='bulk-reimport')
-    p = subprocess.run([EHR_BIN, 'import', '--db', s.db, '--quiet', d], capture_output=True,
+    p = subprocess.run([EHR_BIN, 'import', *store_args(s.db, s.store), '--quiet', d], capture_output=True,
                        text=True, timeout=600)
     eq(p.returncode, 0, 're-import (stderr: %s)' % p.stderr[-1000:])
     s.start()
