@@ -338,8 +338,13 @@ static ehr_status copy_all(sqlite3 *db, PGconn *pg, FILE *progress, ehr_err *err
     while (!res && nt < 64 && sqlite3_step(st) == SQLITE_ROW)
         snprintf(tables[nt++], sizeof tables[0], "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
-    for (int i = 0; !res && i < nt; i++)
+    for (int i = 0; !res && i < nt; i++) {
+        /* the SQLite full-text index (FTS5 table and its shadow tables) has
+           no PostgreSQL form yet: search rebuilds what it needs */
+        if (!strncmp(tables[i], "idx_text", 8))
+            continue;
         res = copy_table(db, pg, tables[i], progress, err);
+    }
     /* serial keys: the sequences continue after the copied values */
     for (int i = 0; !res && i < nt; i++) {
         char sql[400];
