@@ -5,6 +5,8 @@
  *   ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]
  *   ehr hl7 show [--db PATH] ID          (the raw message, CR shown as newlines, and its ACK)
  *   ehr hl7 reprocess [--db PATH] ID     (apply a stored message again; prints the ACK)
+ *   ehr hl7 resend [--db PATH] ID        (queue an outbound message again; a running
+ *                                         ehr serve --hl7-registry sends it)
  *   ehr hl7 map FILE                     (the FHIR transaction Bundle of each message, one
  *                                         JSON per line; nothing is stored or written)
  *   ehr hl7 send FILE --to HOST:PORT [--timeout S]
@@ -23,6 +25,7 @@
 #include "core/util.h"
 #include "hl7v2/engine.h"
 #include "hl7v2/mllp.h"
+#include "hl7v2/outbound.h"
 #include "repo/repo.h"
 
 static void usage(FILE *f)
@@ -30,6 +33,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]\n"
                "       ehr hl7 show [--db PATH] ID\n"
                "       ehr hl7 reprocess [--db PATH] ID\n"
+               "       ehr hl7 resend [--db PATH] ID      (an outbound message, queued again)\n"
                "       ehr hl7 map FILE\n"
                "       ehr hl7 send FILE --to HOST:PORT [--timeout SECONDS]\n");
 }
@@ -141,6 +145,13 @@ static int with_store(int argc, char **argv, const char *cmd)
         } else if (!found) {
             fprintf(stderr, "ehr hl7 show: no message %lld\n", id);
             rc = 1;
+        }
+    } else if (!strcmp(cmd, "resend")) {
+        if (ehr_hl7_resend(repo, id, &err)) {
+            fprintf(stderr, "ehr hl7 resend: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("message %lld queued again\n", id);
         }
     } else {
         ehr_hl7_engine *e = NULL;
@@ -333,7 +344,8 @@ int ehr_cmd_hl7(int argc, char **argv)
         return cmd_send(argc, argv);
     if (!strcmp(argv[1], "map"))
         return cmd_map(argc, argv);
-    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reprocess"))
+    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reprocess") ||
+        !strcmp(argv[1], "resend"))
         return with_store(argc, argv, argv[1]);
     usage(stderr);
     return 2;

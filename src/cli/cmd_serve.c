@@ -16,6 +16,7 @@
 #include "fhir/xml.h"
 #include "hl7v2/engine.h"
 #include "hl7v2/mllp.h"
+#include "hl7v2/outbound.h"
 #include "http/http.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
@@ -55,6 +56,8 @@ static void usage(FILE *f)
             "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
             "                    for a patient not on file: create it from PID (default)\n"
             "                    or answer AE (docs/hl7v2.md)\n"
+            "  --hl7-registry HOST:PORT  send every Immunization recorded here to this\n"
+            "                    immunization registry as VXU^V04 over MLLP (queued, retried)\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -121,9 +124,10 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        fprintf(stderr, "ehr serve: no users yet, and %s cannot be created to hold the first "
-                        "admin's password; add one: ehr user add --username admin --password - "
-                        "--role admin\n",
+        fprintf(stderr,
+                "ehr serve: no users yet, and %s cannot be created to hold the first "
+                "admin's password; add one: ehr user add --username admin --password - "
+                "--role admin\n",
                 path);
         return 1;
     }
@@ -152,6 +156,8 @@ int ehr_cmd_serve(int argc, char **argv)
     ehr_auth_config_defaults(&ac);
     ehr_hl7_config hl7c = {0};
     long mllp_port = -1;
+    ehr_hl7_outbound_config obc = {0};
+    char registry_host[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *v;
         unsigned long n;
@@ -241,6 +247,16 @@ int ehr_cmd_serve(int argc, char **argv)
                 return 2;
             }
             mllp_port = (long)n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-registry"))) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || !parse_num(colon + 1, 65535, &n) || n == 0 ||
+                (size_t)(colon - v) >= sizeof registry_host) {
+                fprintf(stderr, "ehr serve: --hl7-registry takes HOST:PORT\n");
+                return 2;
+            }
+            snprintf(registry_host, sizeof registry_host, "%.*s", (int)(colon - v), v);
+            obc.host = registry_host;
+            obc.port = (uint16_t)n;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-unknown-patient"))) {
             if (strcmp(v, "create") && strcmp(v, "reject")) {
                 fprintf(stderr, "ehr serve: --hl7-unknown-patient is create or reject\n");
@@ -268,7 +284,8 @@ int ehr_cmd_serve(int argc, char **argv)
         /* without authentication, never on a network */
         if (!hc.bind)
             hc.bind = "127.0.0.1";
-        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") && strcmp(hc.bind, "localhost")) {
+        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") &&
+            strcmp(hc.bind, "localhost")) {
             fprintf(stderr, "ehr serve: --insecure-no-auth listens on the loopback only "
                             "(--bind 127.0.0.1)\n");
             return 2;
@@ -365,7 +382,8 @@ int ehr_cmd_serve(int argc, char **argv)
 
     printf("ehr: serving the FHIR R4 API at %s://%s:%u/fhir (database: %s)\n",
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
-           ehr_http_server_port(srv), so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+           ehr_http_server_port(srv),
+           so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
     if (ac.no_auth)
         printf("ehr: WARNING: --insecure-no-auth: /fhir answers without a token (loopback "
                "only; every access is still audited)\n");
@@ -374,10 +392,19 @@ int ehr_cmd_serve(int argc, char **argv)
                "ehr token --user NAME --scope \"user/*.rs\" on this host\n");
     if (mllp)
         printf("ehr: receiving HL7 v2 over MLLP on port %u\n", ehr_mllp_server_port(mllp));
+    ehr_hl7_outbound *outbound = NULL;
+    if (obc.host) {
+        if (ehr_hl7_outbound_start(repo, &obc, &outbound, &err))
+            fprintf(stderr, "ehr serve: %s\n", err.msg);
+        else
+            printf("ehr: sending recorded immunizations to the registry at %s:%u (VXU^V04)\n",
+                   obc.host, obc.port);
+    }
     fflush(stdout);
     while (!stop_requested)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
+    ehr_hl7_outbound_stop(&outbound);
     ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
     ehr_hl7_engine_free(&hl7);
