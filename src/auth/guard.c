@@ -5,7 +5,8 @@
  *
  * No token: 401 with WWW-Authenticate: Bearer. A token that is malformed,
  * unknown, expired, revoked, or whose user was disabled or whose session
- * ended: 401 with error="invalid_token". A valid token whose scopes or
+ * ended: 401 with error="invalid_token"; when the store cannot be read to
+ * check it, 503 (transient). A valid token whose scopes or
  * role do not allow the interaction: 403, decided in the repository for
  * each interaction (repo.h). GET /fhir/metadata and the SMART
  * configuration are public.
@@ -105,6 +106,17 @@ int auth_guard(void *ctx, ehr_http_request *req, ehr_http_response *res)
             tok++;
         ehr_err err = {{0}};
         id = auth_token_identity(a, req, tok, &err);
+        if (!id && !strcmp(err.where, "store")) {
+            /* the database did not answer: try again later (no false 401) */
+            ehr_http_set_header(req, res, "Retry-After", "1");
+            if (a->cfg.error_body)
+                a->cfg.error_body(NULL, 503, "the service is unavailable for a moment; try again",
+                                  res);
+            else
+                auth_send_json(req, res, 503, json_pack("{s:s}", "error", "unavailable"));
+            res->status = 503;
+            return EHR_HTTP_HANDLED;
+        }
         if (!id) {
             unauthorized(a, req, res, "invalid_token",
                          err.msg[0] ? err.msg : "the access token is not valid");

@@ -123,8 +123,9 @@ static int with_store(int argc, char **argv, const char *cmd)
     }
     ehr_store_conn *c = NULL;
     int rc = 0;
-    if (ehr_repo_conn(repo, &c, &err)) {
-        fprintf(stderr, "ehr hl7: %s\n", err.msg);
+    if (ehr_repo_conn(repo, &c, &err) || !c->store->ops->hl7_list) {
+        fprintf(stderr, "ehr hl7: %s\n",
+                err.msg[0] ? err.msg : "this store does not keep HL7 v2 messages yet");
         ehr_repo_free(&repo);
         return 1;
     }

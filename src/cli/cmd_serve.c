@@ -18,6 +18,7 @@
 #include "hl7v2/mllp.h"
 #include "hl7v2/outbound.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
 
@@ -35,7 +36,7 @@ static void usage(FILE *f)
             "usage: ehr serve [--port N] [--db PATH | --postgres CONNINFO] [--bind ADDR]\n"
             "                 [--threads N] [--max-body BYTES] [--base-url URL]\n"
             "                 [--tls-cert FILE --tls-key FILE] [--mllp-port N]\n"
-            "                 [--hl7-unknown-patient create|reject]\n"
+            "                 [--hl7-unknown-patient create|reject] [--audit-sync MS]\n"
             "\n"
             "Serves the FHIR R4 API at /fhir (GET /fhir/metadata describes it).\n"
             "  --port N          TCP port (default 8080; 0 picks a free one)\n"
@@ -51,6 +52,9 @@ static void usage(FILE *f)
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
+            "  --web-root DIR    the clinician app's files, served at / (default: web/\n"
+            "                    beside the program's folder, ../share/ehr/web, or the\n"
+            "                    source tree's web/); --no-web serves none\n"
             "  --mllp-port N     also receive HL7 v2 over MLLP on this port (0 picks one),\n"
             "                    on the --bind address; POST /hl7v2 takes them over HTTP\n"
             "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
@@ -75,7 +79,15 @@ static void usage(FILE *f)
             "  --lockout-attempts N, --lockout-seconds S  lock an account after N failed\n"
             "                    sign-ins in a row, for S seconds (5, 900)\n"
             "  --insecure-no-auth  no tokens needed on /fhir (local development only:\n"
-            "                    listens on 127.0.0.1; every access still audited)\n",
+            "                    listens on 127.0.0.1; every access still audited)\n"
+            "  --audit-sync MS   the audit records of reads, searches, denials and sign-ins\n"
+            "                    are appended to DB.audit-journal before the answer, and\n"
+            "                    every MS milliseconds (default 100, at most 60000) the\n"
+            "                    journal is synced to disk and applied into the hash-chained\n"
+            "                    audit log; records left by a crash are applied at the next\n"
+            "                    start. A power cut can lose the read records of the last MS\n"
+            "                    milliseconds (never a write's). 0: no journal; each read\n"
+            "                    waits for its record to be committed (slower)\n",
             EHR_DEFAULT_DB);
 }
 
@@ -121,7 +133,11 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     for (size_t i = 0; i < sizeof r; i++)
         snprintf(pw + 2 * i, 3, "%02x", r[i]);
     char path[4200];
-    snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
+    /* SQLite: beside the database file; PostgreSQL: in the working folder */
+    if (so->postgres)
+        snprintf(path, sizeof path, "ehr-postgres.admin-password");
+    else
+        snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         fprintf(stderr,
@@ -147,10 +163,46 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     return 0;
 }
 
+/*
+ * The web apps' folder when --web-root is not given: web/ one level above
+ * the program (build/ehr -> web/), an installed ../share/ehr/web, then the
+ * source tree the program was built from. NULL when none has index.html.
+ */
+static const char *find_web_root(char *buf, size_t n)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *tails[] = {"/../web", "/../share/ehr/web"};
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+            char index[4200];
+            snprintf(buf, n, "%s%s", exe, tails[i]);
+            snprintf(index, sizeof index, "%s/index.html", buf);
+            if (access(index, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef EHR_SOURCE_WEB
+    snprintf(buf, n, "%s", EHR_SOURCE_WEB);
+    char index[4200];
+    snprintf(index, sizeof index, "%s/index.html", buf);
+    if (access(index, R_OK) == 0)
+        return buf;
+#endif
+    return NULL;
+}
+
 int ehr_cmd_serve(int argc, char **argv)
 {
+    const char *web_root = NULL;
+    bool no_web = false;
     struct ehr_store_opts so = {0};
     ehr_http_config hc = {.port = 8080, .max_body = 16u << 20};
+    unsigned long audit_sync = 100;
     ehr_rest_config rc = {0};
     ehr_auth_config ac;
     ehr_auth_config_defaults(&ac);
@@ -202,6 +254,10 @@ int ehr_cmd_serve(int argc, char **argv)
             hc.tls_cert = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--tls-key"))) {
             hc.tls_key = v;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--web-root"))) {
+            web_root = v;
+        } else if (!strcmp(argv[i], "--no-web")) {
+            no_web = true;
         } else if (!strcmp(argv[i], "--insecure-no-auth")) {
             ac.no_auth = true;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--clinician-access"))) {
@@ -241,6 +297,11 @@ int ehr_cmd_serve(int argc, char **argv)
         } else if ((v = ehr_opts_value(argc, argv, &i, "--lockout-seconds"))) {
             if (!seconds("--lockout-seconds", v, 1, 7 * 86400, &ac.lockout_seconds))
                 return 2;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--audit-sync"))) {
+            if (!parse_num(v, 60000, &audit_sync)) {
+                fprintf(stderr, "ehr serve: --audit-sync takes milliseconds from 0 to 60000\n");
+                return 2;
+            }
         } else if ((v = ehr_opts_value(argc, argv, &i, "--mllp-port"))) {
             if (!parse_num(v, 65535, &n)) {
                 fprintf(stderr, "ehr serve: --mllp-port takes a number from 0 to 65535\n");
@@ -310,6 +371,15 @@ int ehr_cmd_serve(int argc, char **argv)
         fprintf(stderr, "ehr serve: %s\n", err.msg);
         return 1;
     }
+    ehr_status jst = audit_sync ? ehr_repo_audit_journal(repo, (int)audit_sync, &err) : EHR_OK;
+    if (jst == EHR_EBUSY) {
+        /* another server on this database owns it: records go the slow way */
+        fprintf(stderr, "ehr serve: warning: %s; auditing without the journal\n", err.msg);
+    } else if (jst) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_repo_free(&repo);
+        return 1;
+    }
     ehr_auth *auth = NULL;
     if (ehr_auth_new(repo, &ac, &auth, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
@@ -350,6 +420,31 @@ int ehr_cmd_serve(int argc, char **argv)
         ehr_repo_free(&repo);
         return 1;
     }
+    /* the clinician app at /, last on the chain, and its SMART client */
+    char web_buf[4096];
+    ehr_http_static *web = NULL;
+    if (!no_web) {
+        const char *root = web_root ? web_root : find_web_root(web_buf, sizeof web_buf);
+        if (root && !(web = ehr_http_static_new(root))) {
+            fprintf(stderr, "ehr serve: --web-root %s is not a readable folder\n", root);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+        if (web && (ehr_http_server_add(srv, "/", ehr_http_static_handle, web) ||
+                    ehr_auth_register_app(auth, &err))) {
+            fprintf(stderr, "ehr serve: the clinician app: %s\n",
+                    err.msg[0] ? err.msg : "out of memory");
+            ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     ehr_fhir_xml_init(); /* before the worker threads exist */
     ehr_mllp_server *mllp = NULL;
     if (mllp_port >= 0) {
@@ -357,6 +452,7 @@ int ehr_cmd_serve(int argc, char **argv)
         if (ehr_mllp_server_start(hl7, &mc, &mllp, &err)) {
             fprintf(stderr, "ehr serve: %s\n", err.msg);
             ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
             ehr_rest_free(&rest);
             ehr_hl7_engine_free(&hl7);
             ehr_auth_free(&auth);
@@ -369,6 +465,7 @@ int ehr_cmd_serve(int argc, char **argv)
         ehr_mllp_server_stop(&mllp);
         ehr_hl7_engine_free(&hl7);
         ehr_http_server_free(&srv);
+        ehr_http_static_free(&web);
         ehr_rest_free(&rest);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
@@ -384,6 +481,10 @@ int ehr_cmd_serve(int argc, char **argv)
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
            ehr_http_server_port(srv),
            so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+    if (web)
+        printf("ehr: the clinician app: %s://%s:%u/ (files from %s)\n",
+               hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
+               ehr_http_server_port(srv), ehr_http_static_root(web));
     if (ac.no_auth)
         printf("ehr: WARNING: --insecure-no-auth: /fhir answers without a token (loopback "
                "only; every access is still audited)\n");
@@ -407,6 +508,7 @@ int ehr_cmd_serve(int argc, char **argv)
     ehr_hl7_outbound_stop(&outbound);
     ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
+    ehr_http_static_free(&web);
     ehr_hl7_engine_free(&hl7);
     ehr_rest_free(&rest);
     ehr_auth_free(&auth);

@@ -276,7 +276,12 @@ static void ack_id(char out[21])
 
 static ehr_status conn(ehr_hl7_engine *e, ehr_store_conn **c, ehr_err *err)
 {
-    return ehr_repo_conn(e->repo, c, err);
+    ehr_status st = ehr_repo_conn(e->repo, c, err);
+    /* a backend without the HL7 message ops cannot keep messages */
+    if (!st && !(*c)->store->ops->hl7_put)
+        st = ehr_err_set(err, EHR_EUNSUPPORTED, "the %s store does not keep HL7 v2 messages yet",
+                         (*c)->store->ops->name);
+    return st;
 }
 
 /* Make the ACKs for an outcome. accept_code: CA/CE/CR for enhanced mode. */

@@ -491,6 +491,11 @@ static void send_due(ehr_hl7_outbound *ob)
 static void *worker(void *p)
 {
     ehr_hl7_outbound *ob = p;
+    ehr_store_conn *c0;
+    if (ehr_repo_conn(ob->repo, &c0, NULL) || !c0->store->ops->hl7_put) {
+        ehr_log(EHR_LOG_ERROR, "hl7v2: this store does not keep HL7 v2 messages: no outbound");
+        return NULL;
+    }
     ehr_repo_ctx ctx = {.user = "system/hl7v2-outbound", .client = ob->peer, .role = "system"};
     unsigned ms = ob->cfg.interval_ms ? ob->cfg.interval_ms : 1000;
     pthread_mutex_lock(&ob->lock);
@@ -569,6 +574,8 @@ ehr_status ehr_hl7_resend(ehr_repo *repo, int64_t id, ehr_err *err)
     ehr_status st = ehr_repo_conn(repo, &c, err);
     if (st)
         return st;
+    if (!c->store->ops->hl7_list)
+        return ehr_err_set(err, EHR_EUNSUPPORTED, "this store does not keep HL7 v2 messages");
     struct found_out f = {0};
     ehr_store_hl7_q q = {.id = id};
     if ((st = EHR_STORE_CALL(c, hl7_list, &q, found_cb, &f, err)))
