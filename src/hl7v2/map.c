@@ -836,7 +836,8 @@ ehr_status hl7_map(const struct hl7_map_in *in, json_t **bundle, ehr_hl7_error *
         }
     } else if (!strcmp(h.type, "ORU")) {
         st = map_oru(&mp);
-    } else if (!strcmp(h.type, "VXU")) {
+    } else if (!strcmp(h.type, "VXU") || !strcmp(h.type, "RSP")) {
+        /* RSP^K11: a registry's immunization history, RXA as in a VXU */
         st = map_vxu(&mp);
     } else if (!strcmp(h.type, "SIU")) {
         st = map_siu(&mp, h.event);

@@ -86,37 +86,13 @@ static void authority(const char *sys, ehr_buf *b)
     }
 }
 
-ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
-                             const ehr_hl7_outbound_config *cfg, const char *control_id,
-                             ehr_buf *out, ehr_err *err)
+/*
+ * The patient as PID-3 to PID-11 (pid) or QPD-3 to QPD-8: identifiers,
+ * name, birth date, sex, address; the mother's maiden name (PID-6, QPD-5)
+ * is not kept -- shared by VXU's PID and QBP's QPD.
+ */
+static void patient_fields(const json_t *patient, bool pid, ehr_buf *b)
 {
-    const json_t *vc = coding0(json_object_get(imm, "vaccineCode"));
-    const char *cvx = ehr_json_get_string(vc, "code");
-    const char *when = ehr_json_get_string(imm, "occurrenceDateTime");
-    if (!cvx)
-        return ehr_err_set(err, EHR_EINVAL, "Immunization.vaccineCode has no code (RXA-5)");
-    if (!when)
-        return ehr_err_set(err, EHR_EINVAL,
-                           "Immunization.occurrenceDateTime is required for RXA-3");
-    char now[32], dtm[40];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y%m%d%H%M%S+0000", &tm);
-    ehr_buf *b = out;
-    ehr_buf_puts(b, "MSH|^~\\&|");
-    put(b, cfg->app ? cfg->app : "EHR");
-    ehr_buf_putc(b, '|');
-    put(b, cfg->facility ? cfg->facility : "EHR");
-    ehr_buf_putc(b, '|');
-    put(b, cfg->registry_app);
-    ehr_buf_putc(b, '|');
-    put(b, cfg->registry_facility);
-    ehr_buf_printf(b, "|%s||VXU^V04^VXU_V04|", now);
-    put(b, control_id);
-    ehr_buf_puts(b, "|P|2.5.1|||ER|AL|||||Z22^CDCPHINVS\r");
-    /* PID: identifiers (the patient's, then ours), name, birth date, sex, address */
-    ehr_buf_puts(b, "PID|1||");
     size_t i, n = 0;
     json_t *id;
     json_array_foreach(json_object_get(patient, "identifier"), i, id)
@@ -136,7 +112,7 @@ ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
     if (n++)
         ehr_buf_putc(b, '~');
     put(b, ehr_json_get_string(patient, "id"));
-    ehr_buf_puts(b, "^^^EHR^PI||");
+    ehr_buf_puts(b, pid ? "^^^EHR^PI||" : "^^^EHR^PI|"); /* PID-4 between */
     const json_t *name = json_array_get(json_object_get(patient, "name"), 0);
     put(b, ehr_json_get_string(name, "family"));
     ehr_buf_putc(b, '^');
@@ -146,15 +122,18 @@ ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
     ehr_buf_puts(b, "^^^^L||");
     const char *bd = ehr_json_get_string(patient, "birthDate");
     if (bd) {
+        char dtm[40];
         to_dtm(bd, dtm, sizeof dtm);
         ehr_buf_puts(b, dtm);
     }
     const char *g = ehr_json_get_string(patient, "gender");
-    ehr_buf_printf(b, "|%s|||",
+    ehr_buf_printf(b, "|%s|",
                    !g                     ? ""
                    : !strcmp(g, "female") ? "F"
                    : !strcmp(g, "male")   ? "M"
                                           : "U");
+    if (pid)
+        ehr_buf_puts(b, "||"); /* PID-9, PID-10 */
     const json_t *ad = json_array_get(json_object_get(patient, "address"), 0);
     if (ad) {
         put(b, ehr_json_string(json_array_get(json_object_get(ad, "line"), 0)));
@@ -170,6 +149,64 @@ ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
         put(b, ehr_json_get_string(ad, "country"));
         ehr_buf_puts(b, "^H");
     }
+}
+
+static void msh(const ehr_hl7_outbound_config *cfg, const char *type, const char *control_id,
+                const char *profile, ehr_buf *b)
+{
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y%m%d%H%M%S+0000", &tm);
+    ehr_buf_puts(b, "MSH|^~\\&|");
+    put(b, cfg->app ? cfg->app : "EHR");
+    ehr_buf_putc(b, '|');
+    put(b, cfg->facility ? cfg->facility : "EHR");
+    ehr_buf_putc(b, '|');
+    put(b, cfg->registry_app);
+    ehr_buf_putc(b, '|');
+    put(b, cfg->registry_facility);
+    ehr_buf_printf(b, "|%s||%s|", now, type);
+    put(b, control_id);
+    ehr_buf_printf(b, "|P|2.5.1|||ER|AL|||||%s\r", profile);
+}
+
+ehr_status ehr_hl7_qbp_build(const json_t *patient, const ehr_hl7_outbound_config *cfg,
+                             const char *control_id, const char *query_tag, ehr_buf *out,
+                             ehr_err *err)
+{
+    if (!json_object_get(patient, "name") || !ehr_json_get_string(patient, "birthDate"))
+        return ehr_err_set(err, EHR_EINVAL,
+                           "a history query needs the patient's name and birth date (QPD-4, "
+                           "QPD-6)");
+    msh(cfg, "QBP^Q11^QBP_Q11", control_id, "Z34^CDCPHINVS", out);
+    ehr_buf_puts(out, "QPD|Z34^Request Immunization History^CDCPHINVS|");
+    put(out, query_tag);
+    ehr_buf_putc(out, '|');
+    patient_fields(patient, false, out);
+    ehr_buf_puts(out, "\rRCP|I|20^RD&Records&HL70126\r");
+    return EHR_OK;
+}
+
+ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
+                             const ehr_hl7_outbound_config *cfg, const char *control_id,
+                             ehr_buf *out, ehr_err *err)
+{
+    const json_t *vc = coding0(json_object_get(imm, "vaccineCode"));
+    const char *cvx = ehr_json_get_string(vc, "code");
+    const char *when = ehr_json_get_string(imm, "occurrenceDateTime");
+    if (!cvx)
+        return ehr_err_set(err, EHR_EINVAL, "Immunization.vaccineCode has no code (RXA-5)");
+    if (!when)
+        return ehr_err_set(err, EHR_EINVAL,
+                           "Immunization.occurrenceDateTime is required for RXA-3");
+    char dtm[40];
+    ehr_buf *b = out;
+    msh(cfg, "VXU^V04^VXU_V04", control_id, "Z22^CDCPHINVS", b);
+    /* PID: identifiers (the patient's, then ours), name, birth date, sex, address */
+    ehr_buf_puts(b, "PID|1||");
+    patient_fields(patient, true, b);
     ehr_buf_putc(b, '\r');
     /* ORC: the dose's id as filler order number */
     ehr_buf_puts(b, "ORC|RE||");

@@ -11,6 +11,7 @@ fields are checked against the Immunization and Patient the test wrote
 (CDC IG for Immunization Messaging: RXA-3 date, RXA-5 CVX, RXA-15 lot,
 PID-3). An immunization that came in over HL7 v2 is not sent back out.
 """
+import json
 import os
 import socket
 import subprocess
@@ -57,6 +58,7 @@ class Registry:
         self.port = port
         self.got = []
         self.answer = 'AA'
+        self.queries = []
         self.sock = None
         self.th = None
 
@@ -88,6 +90,10 @@ class Registry:
                     frame, buf = buf.split(FS, 1)
                     buf = buf[1:] if buf.startswith(CR) else buf
                     text = frame[frame.index(VT) + 1:].decode('utf-8')
+                    if field(text, 'MSH', 9, 1) == 'QBP':
+                        self.queries.append(text)
+                        conn.sendall(VT + self.rsp(text).encode() + FS + CR)
+                        continue
                     self.got.append(text)
                     ack = ('MSH|^~\\&|REG|REG|EHR|EHR|20240101||ACK^V04^ACK|R%d|P|2.5.1\r'
                            'MSA|%s|%s\r' % (len(self.got), self.answer,
@@ -99,11 +105,30 @@ class Registry:
             conn.close()
 
 
+    # the registry's history for the queried patient: two doses (CDC IG, Z32)
+    HISTORY = [('20190605', '08', 'Hep B, adolescent or pediatric', 'LOTA1'),
+               ('20200110', '20', 'DTaP', 'LOTB2')]
+
+    def rsp(self, q):
+        out = ('MSH|^~\\&|REG|REG|EHR|EHR|20240101||RSP^K11^RSP_K11|R%s|P|2.5.1|||NE|NE|||||'
+               'Z32^CDCPHINVS\r' % field(q, 'MSH', 10))
+        out += 'MSA|AA|%s\rQAK|%s|OK|Z34^Request Immunization History^CDCPHINVS\r' % (
+            field(q, 'MSH', 10), field(q, 'QPD', 2))
+        out += [s for s in q.split('\r') if s.startswith('QPD|')][0] + '\r'
+        out += 'PID|1||%s^^^REGISTRY^SR||%s^%s||%s|F\r' % (
+            field(q, 'QPD', 3), field(q, 'QPD', 4, 1), field(q, 'QPD', 4, 2), field(q, 'QPD', 6))
+        for i, (d, cvx, name, lot) in enumerate(self.HISTORY, 1):
+            out += 'ORC|RE||R-%d^REGISTRY\r' % i
+            out += ('RXA|0|1|%s||%s^%s^CVX|999|||01^Historical^NIP001||||||%s|||||CP|A\r'
+                    % (d, cvx, name, lot))
+        return out
+
+
 reg = Registry(REG_PORT)
 
 
 def outbound():
-    p = subprocess.run([EHR_BIN, 'hl7', 'list', '--db', srv.db, '--direction', 'out'],
+    p = subprocess.run([EHR_BIN, 'hl7', 'list', *store_args(srv.db, srv.store), '--direction', 'out'],
                        capture_output=True, text=True, timeout=60)
     check(p.returncode == 0, 'ehr hl7 list: ' + p.stderr)
     rows = []
@@ -154,7 +179,7 @@ def t_queued_while_down():
     eq(len(rows), 1, 'one queued message')
     state['id'] = rows[0]['id']
     time.sleep(2)  # a few attempts against the closed port
-    p = subprocess.run([EHR_BIN, 'hl7', 'show', '--db', srv.db, state['id']],
+    p = subprocess.run([EHR_BIN, 'hl7', 'show', *store_args(srv.db, srv.store), state['id']],
                        capture_output=True, text=True, timeout=60)
     check('attempts:' in p.stdout, 'attempts are counted: ' + p.stdout[:300])
 
@@ -188,7 +213,7 @@ def t_refused_then_resent():
                     'the refusal to be recorded')
     eq(rows[0]['ack'], 'AE', 'refusal recorded')
     reg.answer = 'AA'
-    p = subprocess.run([EHR_BIN, 'hl7', 'resend', '--db', srv.db, rows[0]['id']],
+    p = subprocess.run([EHR_BIN, 'hl7', 'resend', *store_args(srv.db, srv.store), rows[0]['id']],
                        capture_output=True, text=True, timeout=60)
     eq(p.returncode, 0, 'ehr hl7 resend: ' + p.stderr)
     wait_for(lambda: [r for r in outbound() if r['id'] == rows[0]['id'] and r['status'] == 'sent']
@@ -216,6 +241,29 @@ def t_inbound_not_echoed():
     eq(len(reg.got), n, 'nothing sent to the registry')
 
 
+def t_query():
+    r = c.get('/fhir/Patient?identifier=urn:ehr:hl7v2:id:CLINIC|' + MRN)
+    pid = bundle_entries(r.json)[0]['resource']['id']
+    p = subprocess.run([EHR_BIN, 'hl7', 'query-registry', *store_args(srv.db, srv.store), '--patient', pid,
+                        '--to', '127.0.0.1:%d' % REG_PORT], capture_output=True, text=True,
+                       timeout=60)
+    eq(p.returncode, 0, 'ehr hl7 query-registry: ' + p.stderr)
+    q = reg.queries[-1]
+    eq(field(q, 'MSH', 9, 1) + '^' + field(q, 'MSH', 9, 2), 'QBP^Q11', 'MSH-9')
+    eq(field(q, 'QPD', 1, 1), 'Z34', 'QPD-1 query profile')
+    eq(field(q, 'QPD', 3, 1), MRN, 'QPD-3 the patient identifier')
+    eq(field(q, 'QPD', 4, 1), 'Vaccine', 'QPD-4 family name')
+    eq(field(q, 'QPD', 6), '20190405', 'QPD-6 birth date')
+    b = json.loads(p.stdout)
+    ims = [e['resource'] for e in b['entry'] if e['resource']['resourceType'] == 'Immunization']
+    eq(len(ims), len(Registry.HISTORY), 'one Immunization per RXA of the answer')
+    for im, (d, cvx, _name, lot) in zip(ims, Registry.HISTORY):
+        eq(im['vaccineCode']['coding'][0]['code'], cvx, 'RXA-5 CVX')
+        eq(im['occurrenceDateTime'], '%s-%s-%s' % (d[:4], d[4:6], d[6:8]), 'RXA-3 date')
+        eq(im['lotNumber'], lot, 'RXA-15 lot')
+        eq(im['primarySource'], False, 'RXA-9 01 historical')
+
+
 test_expect_success('registry down: the VXU waits in the queue, attempts counted',
                     t_queued_while_down)
 test_expect_success('registry up: the VXU goes out, fields from the Immunization, ACK recorded',
@@ -224,4 +272,5 @@ test_expect_success('registry AE: failed; ehr hl7 resend queues it again and it 
                     t_refused_then_resent)
 test_expect_success('an immunization received over HL7 v2 is not sent back out',
                     t_inbound_not_echoed)
+test_expect_success('QBP^Q11 history query: the RSP^K11 answer shown as Immunizations', t_query)
 test_done()
