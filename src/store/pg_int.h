@@ -143,4 +143,10 @@ ehr_status ehr_pg__obj_purge(ehr_store_conn *c, ehr_err *err);
 ehr_status ehr_pg__scan(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
                         void *ctx, int64_t *last_key, ehr_err *err);
 
+/* postgres_hl7.c: HL7 v2 messages (store.h) */
+ehr_status ehr_pg__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id, ehr_err *err);
+ehr_status ehr_pg__hl7_update(ehr_store_conn *c, const ehr_store_hl7 *m, ehr_err *err);
+ehr_status ehr_pg__hl7_list(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
+                            void *ctx, ehr_err *err);
+
 #endif

@@ -164,6 +164,16 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key));"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3: search (placeholder: SQLite's migration 3; its owner replaces it) */
+    "SELECT 1;",
+    /* 4: HL7 v2 messages, raw, in and out (src/store/postgres_hl7.c) */
+    "CREATE TABLE hl7_message(id bigserial PRIMARY KEY, direction text NOT NULL,"
+    "  peer text COLLATE \"C\" NOT NULL, control_id text COLLATE \"C\" NOT NULL,"
+    "  type text NOT NULL, status text NOT NULL, ack_code text, outcome text,"
+    "  received bigint NOT NULL, processed bigint NOT NULL DEFAULT 0,"
+    "  attempts bigint NOT NULL DEFAULT 0, next_try bigint NOT NULL DEFAULT 0,"
+    "  raw bytea NOT NULL, ack bytea, dedup text COLLATE \"C\" UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -1025,4 +1035,7 @@ const struct ehr_store_ops ehr_store_postgres_ops = {
     .set_sync = p_set_sync,
     .flush = p_flush,
     .scan = ehr_pg__scan,
+    .hl7_put = ehr_pg__hl7_put,
+    .hl7_update = ehr_pg__hl7_update,
+    .hl7_list = ehr_pg__hl7_list,
 };
