@@ -120,6 +120,17 @@ export async function accessToken() {
   return refreshing;
 }
 
+// An /auth API with the bearer token (break-glass, access), as JSON.
+export async function authApi(method, path, body) {
+  const tok = await accessToken();
+  const r = await fetch(path, {
+    method, headers: { Authorization: `Bearer ${tok}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined, referrerPolicy: 'same-origin', cache: 'no-store',
+  });
+  const j = await r.json().catch(() => ({}));
+  return { status: r.status, ok: r.ok, json: j };
+}
+
 let signedOutHandler = () => {};
 export function onSignedOut(fn) { signedOutHandler = fn; }
 

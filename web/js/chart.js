@@ -9,7 +9,8 @@ import { h, clear, announce, humanName, ageOf, mrnOf, codeText, fmtDate, fmtDate
 import * as fhir from './fhir.js';
 import { rememberPatient } from './recent.js';
 import { openTrend, seriesKey } from './trend.js';
-import { ACTIONS, openAction } from './forms.js';
+import { ACTIONS, openAction, openBreakGlass } from './forms.js';
+import { authApi } from './auth.js';
 
 const TYPES = ['Condition', 'MedicationRequest', 'AllergyIntolerance', 'Immunization', 'Observation',
   'Encounter', 'Appointment', 'DocumentReference', 'Composition', 'ServiceRequest'];
@@ -108,9 +109,10 @@ export async function renderChart(main, id) {
   clear(main);
   main.append(h('p', { class: 'loading', role: 'status' }, 'Opening the chart…'));
   const t0 = performance.now();
-  let data;
+  let data, access;
   try {
-    data = await loadChart(id);
+    [data, access] = await Promise.all([loadChart(id),
+      authApi('GET', `/auth/access?patient=${encodeURIComponent(id)}`).catch(() => null)]);
   } catch (e) {
     clear(main).append(h('section', { class: 'card' }, h('h1', {}, 'The chart cannot be opened'),
       h('p', { class: 'error', role: 'alert' }, e.status === 404 ? 'There is no such patient, or you have no access to the chart.' : e.message)));
@@ -118,7 +120,8 @@ export async function renderChart(main, id) {
   }
   current = { id, data, reload: () => renderChart(main, id) };
   rememberPatient(data.patient);
-  drawChart(main, data);
+  if (access && access.ok && access.json.chart === false) drawNoAccess(main, data, access.json);
+  else drawChart(main, data);
   const ms = Math.round(performance.now() - t0);
   main.dataset.chartMs = String(ms);
   document.body.dataset.chart = id; // the e2e tests and the benchmark wait for this
@@ -141,6 +144,21 @@ function banner(p, allergies) {
         codeText(a.code), a.criticality === 'high' ? ' (high risk)' : ''))
         : h('span', { class: 'chip none' }, allergies.length ? 'none active' : 'none recorded')),
     h('a', { class: 'edit', href: `#/patient/${encodeURIComponent(p.id)}/edit` }, 'Edit demographics'));
+}
+
+// Demographics only: the chart is outside the user's panel. The searches
+// answered nothing for it, which must not look like an empty record.
+function drawNoAccess(main, d, access) {
+  clear(main);
+  document.title = `${humanName(d.patient)} — ehr`;
+  main.append(banner(d.patient, []), h('section', { class: 'card notice-card', id: 'no-access', role: 'note' },
+    h('h2', {}, 'Demographics only'),
+    h('p', {}, "This patient is not on your panel, so the chart is not shown. Only the demographics above are."),
+    access.break_glass
+      ? [h('p', {}, `In an emergency you may open the chart for ${access.minutes} minutes. You must give a reason; the access is recorded and reviewed.`),
+        h('button', { type: 'button', onclick: () => openBreakGlass(current) }, 'Emergency access (break-glass)')]
+      : h('p', { class: 'muted' }, 'Your role cannot use emergency access.')));
+  document.getElementById('pt-allergies').replaceChildren(h('span', { class: 'label' }, 'Allergies: '), h('span', { class: 'chip' }, 'not visible'));
 }
 
 function drawChart(main, d) {
