@@ -176,6 +176,19 @@ test('keyboard and screen-reader basics: labels, names, focus', async () => {
   assert.ok(await page.locator('nav.actions button').count() >= 9);
 });
 
+test('tablet layout: the chart fits a portrait tablet without sideways scrolling', async () => {
+  await page.setViewportSize({ width: 768, height: 1024 });
+  await page.reload();
+  await page.waitForSelector('body[data-chart=emma]');
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `page ${scroll} px wide in a ${width} px window`);
+  // touch targets: the action buttons are at least 40 px high
+  const heights = await page.locator('nav.actions button').evaluateAll((bs) => bs.map((b) => b.getBoundingClientRect().height));
+  assert.ok(heights.every((x) => x >= 40), `button heights ${heights}`);
+  await shot(page, '03b-chart-tablet');
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
 async function openForm(key, title) {
   await page.evaluate(() => document.activeElement.blur());
   await page.keyboard.press(key);
