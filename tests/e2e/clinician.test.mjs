@@ -216,6 +216,7 @@ test('write and sign a note: the draft survives closing, the note lands in the c
   await saved('Note signed');
   const note = page.locator('#encounters details.note').first();
   await note.locator('summary').click();
+  await note.locator('pre', { hasText: 'Assessment' }).waitFor();
   assert.match(await note.textContent(), /Assessment:\s*Atypical chest pain, resolved\./);
   const docs = (await api(srv, admin, 'GET', 'Patient/emma/DocumentReference')).json.entry.map((e) => e.resource);
   assert.equal(docs.length, 1);

@@ -161,6 +161,40 @@ function drawNoAccess(main, d, access) {
   document.getElementById('pt-allergies').replaceChildren(h('span', { class: 'label' }, 'Allergies: '), h('span', { class: 'chip' }, 'not visible'));
 }
 
+// A note in a <details>, its text decoded when it is first opened.
+function noteDetails(n) {
+  const pre = h('pre', {});
+  const d = h('details', { class: 'note' }, h('summary', {}, `${codeText(n.type) || n.title || 'Note'} — ${fmtDateTime(n.date)}${n.docStatus ? ` (${n.docStatus})` : ''}`), pre);
+  d.addEventListener('toggle', () => { if (d.open && !pre.textContent) pre.textContent = noteText(n); });
+  return d;
+}
+
+const ENCOUNTERS_SHOWN = 50;
+
+// The encounters, newest first, with their notes: the 50 newest at first,
+// the rest on request (a long record stays quick to open).
+function encounterList(encounters, notesBy, looseNotes) {
+  const item = (e) => h('li', { class: 'encounter' },
+    h('div', { class: 'enc-line' }, h('time', { datetime: e.period?.start || '' }, fmtDate(e.period?.start)), ' ',
+      h('strong', {}, codeText(e.type?.[0]) || e.class?.display || e.class?.code || 'Encounter'),
+      h('span', { class: 'muted' }, ` ${[e.class?.code, codeText(e.reasonCode?.[0]), e.status].filter(Boolean).join(' · ')}`)),
+    (notesBy.get(`Encounter/${e.id}`) || []).map(noteDetails));
+  const items = encounters.slice(0, ENCOUNTERS_SHOWN).map(item)
+    .concat(looseNotes.map((n) => h('li', { class: 'encounter' }, noteDetails(n))));
+  if (!items.length) return h('p', { class: 'muted' }, 'No encounters.');
+  const ul = h('ul', { class: 'items' }, items);
+  if (encounters.length <= ENCOUNTERS_SHOWN) return ul;
+  const more = h('button', { type: 'button', class: 'quiet', id: 'more-encounters' }, `Show all ${encounters.length} encounters`);
+  more.addEventListener('click', () => {
+    const first = item(encounters[ENCOUNTERS_SHOWN]);
+    ul.append(first, ...encounters.slice(ENCOUNTERS_SHOWN + 1).map(item));
+    more.remove();
+    first.querySelector('time')?.setAttribute('tabindex', '-1');
+    first.querySelector('time')?.focus();
+  });
+  return [ul, more];
+}
+
 function drawChart(main, d) {
   clear(main);
   const p = d.patient;
@@ -232,16 +266,7 @@ function drawChart(main, d) {
       h('span', {}, codeText(s.code)), h('span', { class: 'muted' }, ` ${s.status} · ${fmtDate(s.authoredOn)}`))), 'No open orders.')),
     section('appts', 'Upcoming appointments', ['book'], list(upcoming.map((a) => h('li', {},
       h('span', {}, fmtDateTime(a.start)), h('span', { class: 'muted' }, ` ${a.description || codeText(a.serviceType?.[0]) || ''} (${a.status})`))), 'No upcoming appointments.')),
-    section('encounters', 'Encounters and notes', ['note'], list(encounters.map((e) => {
-      const notes = notesBy.get(`Encounter/${e.id}`) || [];
-      return h('li', { class: 'encounter' },
-        h('div', { class: 'enc-line' }, h('time', { datetime: e.period?.start || '' }, fmtDate(e.period?.start)), ' ',
-          h('strong', {}, codeText(e.type?.[0]) || e.class?.display || e.class?.code || 'Encounter'),
-          h('span', { class: 'muted' }, ` ${[e.class?.code, codeText(e.reasonCode?.[0]), e.status].filter(Boolean).join(' · ')}`)),
-        notes.map((n) => h('details', { class: 'note' }, h('summary', {}, `${codeText(n.type) || n.title || 'Note'} — ${fmtDateTime(n.date)}${n.docStatus ? ` (${n.docStatus})` : ''}`),
-          h('pre', {}, noteText(n)))));
-    }).concat(looseNotes.map((n) => h('li', { class: 'encounter' }, h('details', { class: 'note' },
-      h('summary', {}, `${codeText(n.type) || 'Note'} — ${fmtDateTime(n.date)}`), h('pre', {}, noteText(n)))))), 'No encounters.')),
+    section('encounters', 'Encounters and notes', ['note'], encounterList(encounters, notesBy, looseNotes)),
   );
   main.append(banner(p, d.AllergyIntolerance), actionBar, grid);
   document.body.dataset.chartCounts = JSON.stringify({
