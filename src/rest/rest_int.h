@@ -61,12 +61,14 @@ void rest_update(struct rctx *x, const char *type, const char *id);
 void rest_patch(struct rctx *x, const char *type, const char *id);
 void rest_delete(struct rctx *x, const char *type, const char *id);
 void rest_history(struct rctx *x, const char *type, const char *id);
-/* Search type (FHIR R4 3.1.0.9); patient: within that Patient's
-   compartment (GET /Patient/ID/TYPE, 3.1.0.9.1 "compartment search"), or NULL. */
-void rest_search(struct rctx *x, const char *type, const char *patient);
+void rest_search(struct rctx *x, const char *type);
+/* Search type (NULL: every type) in Patient patient's compartment (NULL: everywhere). */
+void rest_search_in(struct rctx *x, const char *type, const char *patient);
 void rest_capabilities(struct rctx *x);
 /* POST /fhir: a batch or transaction Bundle (transaction.c). */
 void rest_transaction(struct rctx *x);
+/* GET /fhir/Patient/ID/$everything (everything.c). */
+void rest_everything(struct rctx *x, const char *id);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */
 void rest_full_url(struct rctx *x, ehr_buf *b, const char *type, const char *id);
