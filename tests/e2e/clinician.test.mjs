@@ -218,7 +218,7 @@ test('write and sign a note: the draft survives closing, the note lands in the c
   await note.locator('summary').click();
   await note.locator('pre', { hasText: 'Assessment' }).waitFor();
   assert.match(await note.textContent(), /Assessment:\s*Atypical chest pain, resolved\./);
-  const docs = (await api(srv, admin, 'GET', 'Patient/emma/DocumentReference')).json.entry.map((e) => e.resource);
+  const docs = (await api(srv, admin, 'GET', 'Patient/emma/DocumentReference?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(docs.length, 1);
   const text = Buffer.from(docs[0].content[0].attachment.data, 'base64').toString('utf8');
   assert.match(text, /^Subjective:\nFollow-up after the emergency visit/);
@@ -236,7 +236,7 @@ test('prescribe with RxNorm, dose, route, frequency, quantity and refills', asyn
   await page.keyboard.press('Control+Enter');
   await saved('Prescription saved');
   assert.match(await page.textContent('#meds'), /lisinopril 10 MG Oral Tablet/);
-  const rx = (await api(srv, admin, 'GET', 'Patient/emma/MedicationRequest')).json.entry.map((e) => e.resource)
+  const rx = (await api(srv, admin, 'GET', 'Patient/emma/MedicationRequest?_count=100')).json.entry.map((e) => e.resource)
     .find((m) => m.medicationCodeableConcept.coding?.[0]?.code === '314076');
   assert.ok(rx, 'MedicationRequest with RxNorm 314076');
   assert.equal(rx.dispenseRequest.numberOfRepeatsAllowed, 2);
@@ -265,11 +265,11 @@ test('order a lab test, refer, and book an appointment', async () => {
   await page.keyboard.press('Control+Enter');
   await saved('Appointment booked');
   assert.match(await page.textContent('#appts'), /Lipid follow-up/);
-  const srs = (await api(srv, admin, 'GET', 'Patient/emma/ServiceRequest')).json.entry.map((e) => e.resource);
+  const srs = (await api(srv, admin, 'GET', 'Patient/emma/ServiceRequest?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(srs.some((s) => s.code.coding?.[0]?.code === '4548-4'));
-  const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task')).json.entry.map((e) => e.resource);
+  const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(tasks.some((x) => /Cardiology/.test(x.description) && x.focus.reference.startsWith('ServiceRequest/')));
-  const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment')).json.entry.map((e) => e.resource);
+  const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(appts.length, 1);
   assert.ok(appts[0].start.startsWith(`${day}T10:30`));
 });
