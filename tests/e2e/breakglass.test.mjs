@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 let srv, br, page, admin, pid;
 
 before(async () => {
-  srv = await startServer([]);
+  srv = await startServer(['--token-ttl', '63']);
   admin = token(srv.db);
   const p = await api(srv, admin, 'POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Outside', given: ['Olga'] }], birthDate: '1950-06-01', gender: 'female' });
   pid = p.json.id;
@@ -31,8 +31,22 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-test('a chart outside the panel: said so, then opened by break-glass with a reason', async () => {
+test('the access token is refreshed before it expires (online_access)', async () => {
   await signIn(page, srv, 'dr.hansen', 'Demo-Physician-1', new Map());
+  const t1 = await page.evaluate(() => JSON.parse(sessionStorage.getItem('ehr.token')));
+  assert.ok(t1.refresh, 'a refresh token for online_access');
+  // a 63 s token is refreshed when less than 60 s are left: wait 4 s, then use the app
+  await page.waitForTimeout(4000);
+  await page.goto(`${srv.url}/#/patient/emma`);
+  await page.waitForSelector('body[data-chart=emma]');
+  const t2 = await page.evaluate(() => JSON.parse(sessionStorage.getItem('ehr.token')));
+  assert.notEqual(t2.access, t1.access, 'a new access token');
+  assert.notEqual(t2.refresh, t1.refresh, 'the refresh token rotated');
+  assert.equal((await fetch(`${srv.url}/fhir/Patient/emma`, { headers: { Authorization: `Bearer ${t2.access}` } })).status, 200);
+  assert.ok(await page.locator('#labs li').count() > 0, 'the chart opened with the new token');
+});
+
+test('a chart outside the panel: said so, then opened by break-glass with a reason', async () => {
   await page.goto(`${srv.url}/#/patient/${pid}`);
   await page.waitForSelector(`body[data-chart="${pid}"]`);
   await page.locator('#no-access').waitFor();

@@ -345,6 +345,25 @@ test('register a patient: the server error at the field, then fixed', async () =
   assert.equal(p.identifier[0].type.coding[0].code, 'MR');
 });
 
+test('edit demographics; recent patients on the landing page', async () => {
+  await page.goto(`${srv.url}/#/patient/emma/edit`);
+  await page.getByLabel('Phone', { exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Phone', { exact: true }).inputValue(), emma.telecom[0].value);
+  assert.equal(await page.getByLabel('Birth date', { exact: true }).inputValue(), emma.birthDate);
+  await page.getByLabel('Phone', { exact: true }).fill('+1-555-0177');
+  await page.getByLabel('Preferred language', { exact: true }).selectOption('es');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.waitForFunction(() => location.hash === '#/patient/emma' && document.body.dataset.chart === 'emma');
+  const p = (await api(srv, admin, 'GET', 'Patient/emma')).json;
+  assert.equal(p.telecom.find((t) => t.system === 'phone').value, '+1-555-0177');
+  assert.equal(p.communication[0].language.coding[0].code, 'es');
+  assert.equal(p.name[0].family, emma.name[0].family, 'what the form did not change stays');
+  assert.equal(p.generalPractitioner[0].reference, emma.generalPractitioner[0].reference, 'elements the form does not show are kept');
+  await page.goto(`${srv.url}/#/`);
+  const recent = page.locator('#recent-h + ul a', { hasText: 'Larsen, Emma' });
+  await recent.first().waitFor();
+});
+
 test('a Synthea patient: the chart matches the bundle', async (t) => {
   const files = syntheaFiles().filter((f) => f.includes('Luigi_Wiegand'));
   if (!files.length) return t.skip('no Synthea data in ../shared/data/synthea/r4-2019');
