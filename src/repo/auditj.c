@@ -107,7 +107,7 @@ static ehr_status do_apply(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *e
 }
 
 /*
- * Apply the records of j in [from, to) in chunks; the last chunk commits
+ * Apply the records of j in [from, to) (to 0: the end) in chunks; the last chunk commits
  * with an fsync when durable. *reached: where it stopped (to, or the start
  * of a torn tail). Damaged records are reported in the chain when report.
  */
@@ -123,6 +123,8 @@ static ehr_status apply_range(ehr_repo *r, ehr_journal *j, int64_t from, int64_t
     ehr_status st = EHR_OK;
     int64_t at = from;
     char damage[320];
+    if (!to)
+        to = ehr_journal_end(j);
     for (;;) {
         k->n = 0;
         ehr_buf_reset(&k->events);

@@ -102,7 +102,7 @@ test_expect_success('the AuditEvent view and ehr audit report see journaled read
 
 def t_kill_then_restart():
     pid = state['pid']
-    more = 25
+    more = 150   # more than one chunk of work (128 records)
     for _ in range(more):
         expect_status(c.get('/fhir/Patient/%s' % pid), 200)
     srv.kill()   # SIGKILL right after the answers: nothing applied them
