@@ -75,6 +75,6 @@ for op in $OPS; do
     for c in 1 16; do
         a=$(median "${RPS[A/$op/$c]}") b=$(median "${RPS[B/$op/$c]}")
         printf '| %s | %s | %.0f | %.0f | %s |\n' "$op" "$c" "$a" "$b" \
-            "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a > 0 ? b / a : 0 }')"
+            "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
     done
 done
