@@ -185,20 +185,34 @@ auth_identity *auth_token_identity(ehr_auth *a, ehr_http_request *req, const cha
     /* one read transaction: the token and what it depends on, consistently */
     bool txn = !ehr_repo_conn(a->repo, &c, NULL) && !EHR_STORE_CALL(c, begin, false, NULL);
     int64_t now = ehr_time_now_us();
-    if (auth_get(a, "token", key, &t, NULL) || strcmp(auth_str(t, "type") ?: "", "access") ||
-        auth_int(t, "exp") <= now) {
+    ehr_err gerr = {{0}};
+    ehr_status gst = auth_get(a, "token", key, &t, &gerr);
+    if (gst == EHR_EBUSY || gst == EHR_EIO) {
+        /* the store could not answer: not the token's fault (503, not 401) */
+        ehr_err_at(err, EHR_EBUSY, "store", "the token could not be checked: %s", gerr.msg);
+        goto out;
+    }
+    if (gst || strcmp(auth_str(t, "type") ?: "", "access") || auth_int(t, "exp") <= now) {
         ehr_err_set(err, EHR_EINVAL, "the access token is not valid (unknown, expired or revoked)");
         goto out;
     }
     const char *fam = auth_str(t, "fam"), *sid = auth_str(t, "sid");
     const char *user = auth_str(t, "user"), *client = auth_str(t, "client");
-    if (fam && auth_get(a, "family", fam, &f, NULL)) {
-        ehr_err_set(err, EHR_EINVAL, "the access token was revoked");
+    /* each lookup below: a store failure is 503, not a refused token */
+#define UNAVAILABLE(st)                                                                            \
+    ((st) == EHR_EBUSY || (st) == EHR_EIO                                                          \
+         ? (ehr_err_at(err, EHR_EBUSY, "store", "the token could not be checked: %s", gerr.msg),   \
+            true)                                                                                  \
+         : false)
+    if (fam && (gst = auth_get(a, "family", fam, &f, &gerr))) {
+        if (!UNAVAILABLE(gst))
+            ehr_err_set(err, EHR_EINVAL, "the access token was revoked");
         goto out;
     }
     if (sid) {
-        if (auth_get(a, "session", sid, &s, NULL) ||
-            now - auth_int(s, "last") > (int64_t)a->cfg.session_idle * US) {
+        if ((gst = auth_get(a, "session", sid, &s, &gerr)) && UNAVAILABLE(gst))
+            goto out;
+        if (gst || now - auth_int(s, "last") > (int64_t)a->cfg.session_idle * US) {
             ehr_err_set(err, EHR_EINVAL, "the session of this access token has ended");
             goto out;
         }
@@ -206,7 +220,13 @@ auth_identity *auth_token_identity(ehr_auth *a, ehr_http_request *req, const cha
     if (!(id = identity_new(a, req)))
         goto out;
     if (user) {
-        u = auth_user_get(a, user);
+        char ukey[65];
+        if (auth_username_norm(user, ukey) && (gst = auth_get(a, "user", ukey, &u, &gerr)) &&
+            UNAVAILABLE(gst)) {
+            id = NULL;
+            goto out;
+        }
+#undef UNAVAILABLE
         if (!u || json_is_true(json_object_get(u, "disabled")) ||
             auth_int(u, "not_before") > auth_int(t, "iat") || !identity_user(id, u)) {
             ehr_err_set(err, EHR_EINVAL, "the access token is not valid for this user any more");
@@ -654,4 +674,23 @@ ehr_status ehr_auth_glass_list(ehr_auth *a, bool active_only, ehr_auth_glass_cb 
     (void)active_only; /* expired grants are in the audit log ("break-glass" events) */
     struct glass_list l = {cb, ctx};
     return auth_list(a, "glass", NULL, glass_list_one, &l, err);
+}
+
+ehr_status ehr_auth_register_app(ehr_auth *a, ehr_err *err)
+{
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:[], s:s, s:b, s:I}", "client_id", EHR_AUTH_APP_CLIENT, "name",
+                  "ehr clinician app", "type", "public", "redirect_uris", "scope",
+                  EHR_AUTH_APP_SCOPE, "first_party", 1, "created", (json_int_t)ehr_time_now_us());
+    if (!doc)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    ehr_status st = auth_put(a, "client", EHR_AUTH_APP_CLIENT, NULL, 0, doc, true, err);
+    json_decref(doc);
+    if (st == EHR_EEXISTS)
+        return EHR_OK;
+    if (st)
+        return st;
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "action", "client-add", "outcome", "ok",
+                           "target", EHR_AUTH_APP_CLIENT, "user", "system/serve", "client", "cli");
+    return auth_audit(a, NULL, ev, err);
 }

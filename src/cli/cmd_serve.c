@@ -10,10 +10,14 @@
 
 #include "auth/auth.h"
 #include "cli/commands.h"
+#include "cli/hl7_http.h"
 #include "cli/opts.h"
 #include "core/util.h"
 #include "fhir/xml.h"
+#include "hl7v2/engine.h"
+#include "hl7v2/mllp.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
 
@@ -30,7 +34,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ehr serve [--port N] [--db PATH | --postgres CONNINFO] [--bind ADDR]\n"
             "                 [--threads N] [--max-body BYTES] [--base-url URL]\n"
-            "                 [--tls-cert FILE --tls-key FILE] [--audit-sync MS]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--mllp-port N]\n"
+            "                 [--hl7-unknown-patient create|reject] [--audit-sync MS]\n"
             "\n"
             "Serves the FHIR R4 API at /fhir (GET /fhir/metadata describes it).\n"
             "  --port N          TCP port (default 8080; 0 picks a free one)\n"
@@ -46,6 +51,14 @@ static void usage(FILE *f)
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
+            "  --web-root DIR    the clinician app's files, served at / (default: web/\n"
+            "                    beside the program's folder, ../share/ehr/web, or the\n"
+            "                    source tree's web/); --no-web serves none\n"
+            "  --mllp-port N     also receive HL7 v2 over MLLP on this port (0 picks one),\n"
+            "                    on the --bind address; POST /hl7v2 takes them over HTTP\n"
+            "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
+            "                    for a patient not on file: create it from PID (default)\n"
+            "                    or answer AE (docs/hl7v2.md)\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -117,12 +130,17 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     for (size_t i = 0; i < sizeof r; i++)
         snprintf(pw + 2 * i, 3, "%02x", r[i]);
     char path[4200];
-    snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
+    /* SQLite: beside the database file; PostgreSQL: in the working folder */
+    if (so->postgres)
+        snprintf(path, sizeof path, "ehr-postgres.admin-password");
+    else
+        snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        fprintf(stderr, "ehr serve: no users yet, and %s cannot be created to hold the first "
-                        "admin's password; add one: ehr user add --username admin --password - "
-                        "--role admin\n",
+        fprintf(stderr,
+                "ehr serve: no users yet, and %s cannot be created to hold the first "
+                "admin's password; add one: ehr user add --username admin --password - "
+                "--role admin\n",
                 path);
         return 1;
     }
@@ -142,14 +160,51 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     return 0;
 }
 
+/*
+ * The web apps' folder when --web-root is not given: web/ one level above
+ * the program (build/ehr -> web/), an installed ../share/ehr/web, then the
+ * source tree the program was built from. NULL when none has index.html.
+ */
+static const char *find_web_root(char *buf, size_t n)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *tails[] = {"/../web", "/../share/ehr/web"};
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+            char index[4200];
+            snprintf(buf, n, "%s%s", exe, tails[i]);
+            snprintf(index, sizeof index, "%s/index.html", buf);
+            if (access(index, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef EHR_SOURCE_WEB
+    snprintf(buf, n, "%s", EHR_SOURCE_WEB);
+    char index[4200];
+    snprintf(index, sizeof index, "%s/index.html", buf);
+    if (access(index, R_OK) == 0)
+        return buf;
+#endif
+    return NULL;
+}
+
 int ehr_cmd_serve(int argc, char **argv)
 {
+    const char *web_root = NULL;
+    bool no_web = false;
     struct ehr_store_opts so = {0};
     ehr_http_config hc = {.port = 8080, .max_body = 16u << 20};
     unsigned long audit_sync = 100;
     ehr_rest_config rc = {0};
     ehr_auth_config ac;
     ehr_auth_config_defaults(&ac);
+    ehr_hl7_config hl7c = {0};
+    long mllp_port = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         unsigned long n;
@@ -194,6 +249,10 @@ int ehr_cmd_serve(int argc, char **argv)
             hc.tls_cert = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--tls-key"))) {
             hc.tls_key = v;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--web-root"))) {
+            web_root = v;
+        } else if (!strcmp(argv[i], "--no-web")) {
+            no_web = true;
         } else if (!strcmp(argv[i], "--insecure-no-auth")) {
             ac.no_auth = true;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--clinician-access"))) {
@@ -239,8 +298,17 @@ int ehr_cmd_serve(int argc, char **argv)
                 return 2;
             }
         } else if ((v = ehr_opts_value(argc, argv, &i, "--mllp-port"))) {
-            fprintf(stderr, "ehr serve: --mllp-port: HTTP v2 over MLLP is not in this build yet\n");
-            return 2;
+            if (!parse_num(v, 65535, &n)) {
+                fprintf(stderr, "ehr serve: --mllp-port takes a number from 0 to 65535\n");
+                return 2;
+            }
+            mllp_port = (long)n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-unknown-patient"))) {
+            if (strcmp(v, "create") && strcmp(v, "reject")) {
+                fprintf(stderr, "ehr serve: --hl7-unknown-patient is create or reject\n");
+                return 2;
+            }
+            hl7c.reject_unknown_patient = !strcmp(v, "reject");
         } else {
             fprintf(stderr, "ehr serve: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -262,7 +330,8 @@ int ehr_cmd_serve(int argc, char **argv)
         /* without authentication, never on a network */
         if (!hc.bind)
             hc.bind = "127.0.0.1";
-        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") && strcmp(hc.bind, "localhost")) {
+        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") &&
+            strcmp(hc.bind, "localhost")) {
             fprintf(stderr, "ehr serve: --insecure-no-auth listens on the loopback only "
                             "(--bind 127.0.0.1)\n");
             return 2;
@@ -308,20 +377,79 @@ int ehr_cmd_serve(int argc, char **argv)
         return 1;
     }
     hc.error_body = ehr_rest_error_body;
-    ehr_http_server *srv = ehr_http_server_new(&hc);
-    ehr_rest *rest = NULL;
-    /* the auth guard first: every /fhir request is decided before REST sees it */
-    if (!srv || ehr_auth_mount(auth, srv) || ehr_rest_mount(srv, repo, &rc, &rest)) {
-        fprintf(stderr, "ehr serve: out of memory\n");
-        ehr_http_server_free(&srv);
+    ehr_hl7_engine *hl7 = NULL;
+    if (ehr_hl7_engine_new(repo, &hl7c, &hl7, &err)) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
         return 1;
     }
+    /* HL7 v2 messages stored before a crash and never applied: apply them now */
+    size_t recovered = 0;
+    ehr_repo_ctx sysctx = {.user = "system/hl7v2-recovery", .client = "local", .role = "system"};
+    if (ehr_hl7_recover(hl7, &sysctx, &recovered, &err))
+        fprintf(stderr, "ehr serve: HL7 v2 recovery: %s\n", err.msg);
+    else if (recovered)
+        printf("ehr: applied %zu HL7 v2 message(s) stored before a stop\n", recovered);
+    ehr_http_server *srv = ehr_http_server_new(&hc);
+    ehr_rest *rest = NULL;
+    /* the auth guard first: every /fhir and /hl7v2 request is decided before
+       REST or the HL7 handler sees it */
+    if (!srv || ehr_auth_mount(auth, srv) ||
+        ehr_http_server_add(srv, "/hl7v2", ehr_hl7_http_handler, hl7) ||
+        ehr_rest_mount(srv, repo, &rc, &rest)) {
+        fprintf(stderr, "ehr serve: out of memory\n");
+        ehr_http_server_free(&srv);
+        ehr_hl7_engine_free(&hl7);
+        ehr_auth_free(&auth);
+        ehr_repo_free(&repo);
+        return 1;
+    }
+    /* the clinician app at /, last on the chain, and its SMART client */
+    char web_buf[4096];
+    ehr_http_static *web = NULL;
+    if (!no_web) {
+        const char *root = web_root ? web_root : find_web_root(web_buf, sizeof web_buf);
+        if (root && !(web = ehr_http_static_new(root))) {
+            fprintf(stderr, "ehr serve: --web-root %s is not a readable folder\n", root);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+        if (web && (ehr_http_server_add(srv, "/", ehr_http_static_handle, web) ||
+                    ehr_auth_register_app(auth, &err))) {
+            fprintf(stderr, "ehr serve: the clinician app: %s\n",
+                    err.msg[0] ? err.msg : "out of memory");
+            ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     ehr_fhir_xml_init(); /* before the worker threads exist */
+    ehr_mllp_server *mllp = NULL;
+    if (mllp_port >= 0) {
+        ehr_mllp_config mc = {.bind = hc.bind, .port = (uint16_t)mllp_port};
+        if (ehr_mllp_server_start(hl7, &mc, &mllp, &err)) {
+            fprintf(stderr, "ehr serve: %s\n", err.msg);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_hl7_engine_free(&hl7);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_mllp_server_stop(&mllp);
+        ehr_hl7_engine_free(&hl7);
         ehr_http_server_free(&srv);
+        ehr_http_static_free(&web);
         ehr_rest_free(&rest);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
@@ -335,18 +463,28 @@ int ehr_cmd_serve(int argc, char **argv)
 
     printf("ehr: serving the FHIR R4 API at %s://%s:%u/fhir (database: %s)\n",
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
-           ehr_http_server_port(srv), so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+           ehr_http_server_port(srv),
+           so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+    if (web)
+        printf("ehr: the clinician app: %s://%s:%u/ (files from %s)\n",
+               hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
+               ehr_http_server_port(srv), ehr_http_static_root(web));
     if (ac.no_auth)
         printf("ehr: WARNING: --insecure-no-auth: /fhir answers without a token (loopback "
                "only; every access is still audited)\n");
     else
         printf("ehr: /fhir needs an access token: see /.well-known/smart-configuration, or "
                "ehr token --user NAME --scope \"user/*.rs\" on this host\n");
+    if (mllp)
+        printf("ehr: receiving HL7 v2 over MLLP on port %u\n", ehr_mllp_server_port(mllp));
     fflush(stdout);
     while (!stop_requested)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
+    ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
+    ehr_http_static_free(&web);
+    ehr_hl7_engine_free(&hl7);
     ehr_rest_free(&rest);
     ehr_auth_free(&auth);
     ehr_repo_free(&repo);

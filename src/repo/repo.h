@@ -207,6 +207,37 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
 
 /*
+ * Patient $everything (FHIR R4 patient-operation-everything): the current
+ * resources in the patient's compartment (the Patient itself included),
+ * from the compartment table. ENOTFOUND when the caller may not read the
+ * Patient (as for a missing one). types limits to those types (results in
+ * that order); since keeps resources changed at or after it; offset and
+ * count page (count 0: only the total). The rows go to cb inside one read
+ * transaction, so total and page agree. Audited as one "everything" event.
+ */
+typedef struct ehr_repo_everything_q {
+    const char *patient;        /* Patient id */
+    size_t n_types;
+    const char *const *types;   /* _type, or none */
+    int64_t since;              /* _since in microseconds, 0: none */
+    size_t offset, count;
+} ehr_repo_everything_q;
+
+ehr_status ehr_repo_everything(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_repo_everything_q *q,
+                               ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
+
+/*
+ * Bulk export: the current resources q selects, in storage-key order, to
+ * cb (the stored bytes, unparsed), within what the caller may search
+ * (q->access is replaced by the caller's limits). Streams inside one read
+ * transaction: memory stays flat. *last_key (may be NULL) follows the
+ * rows, so that a job can resume with q->after_key. Audited as one
+ * "export" event with the number of resources.
+ */
+ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_scan_q *q,
+                           ehr_store_row_cb cb, void *cb_ctx, int64_t *last_key, ehr_err *err);
+
+/*
  * Record an event that is not a FHIR interaction (login, token grant,
  * break-glass, user changes: JSON object; "user", "from", "app" are filled
  * from ctx when absent) and return once it is durable (audit.h).

@@ -7,8 +7,7 @@ ehr_status ehr_store_open(const char *target, ehr_store **out, ehr_err *err)
 {
     *out = NULL;
     if (strncmp(target, "postgres:", 9) == 0)
-        return ehr_err_set(err, EHR_EUNSUPPORTED,
-                           "this build has no PostgreSQL backend; use --db PATH for SQLite");
+        return ehr_store_postgres_ops.open(target + 9, out, err);
     if (strncmp(target, "sqlite:", 7) == 0)
         target += 7;
     return ehr_store_sqlite_ops.open(target, out, err);

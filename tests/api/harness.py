@@ -36,6 +36,14 @@ Environment:
                      default: an admin user made with `ehr user add` and a
                      token from `ehr token`, sent by every Client (see
                      docs/security.md)
+    EHR_TEST_STORE   postgres: every server runs on PostgreSQL (--postgres),
+                     each Server on a database of its own in a throwaway
+                     cluster (tests/pg/cluster.sh); Server.db is then the
+                     conninfo. Default: sqlite (--db FILE).
+    EHR_TEST_PG      with EHR_TEST_STORE=postgres: the base conninfo of a
+                     running cluster ("host=DIR port=5432 user=ehr", as
+                     tests/pg/cluster.sh prints); without it, the harness
+                     starts a cluster of its own and stops it at the end
 """
 
 import decimal
@@ -63,6 +71,7 @@ __all__ = [
     'parse_instant', 'parse_etag_version', 'location_parts', 'strip_meta',
     'bundle_entries', 'follow_pages', 'loads_exact', 'quote', 'note', 'unique',
     'json_equal', 'json_diff', 'dumps', 'Server', 'ServerError',
+    'STORE', 'pg_base', 'pg_new_db', 'pg_sql', 'store_args',
 ]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
@@ -77,6 +86,63 @@ STOP_TIMEOUT = 10.0    # seconds between SIGTERM and SIGKILL
 HTTP_TIMEOUT = 60.0    # per request; generous because of sanitizer builds
 
 FHIR_JSON = 'application/fhir+json'
+
+STORE = os.environ.get('EHR_TEST_STORE', 'sqlite') or 'sqlite'
+if STORE not in ('sqlite', 'postgres'):
+    raise SystemExit('EHR_TEST_STORE must be sqlite or postgres, not %r' % STORE)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL (EHR_TEST_STORE=postgres)
+
+PG_CLUSTER = os.path.join(ROOT, 'tests', 'pg', 'cluster.sh')
+_pg = {'base': os.environ.get('EHR_TEST_PG') or None, 'own': None}
+
+
+def pg_base():
+    """The base conninfo of the test cluster, started on first use when
+    EHR_TEST_PG does not name one (and stopped at exit)."""
+    if _pg['base'] is None:
+        p = subprocess.run([PG_CLUSTER, 'start'], capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise ServerError('cannot start a PostgreSQL cluster: %s' % p.stderr.strip())
+        _pg['base'] = p.stdout.strip().splitlines()[-1]
+        _pg['own'] = _pg['base'].split()[0][len('host='):]
+        import atexit
+        atexit.register(lambda: subprocess.run([PG_CLUSTER, 'stop', _pg['own']],
+                                               capture_output=True, timeout=120))
+    return _pg['base']
+
+
+def pg_sql(conninfo, sql):
+    """Run SQL with psql; returns (exit status, output)."""
+    p = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-d', conninfo],
+                       input=sql, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+_pg_n = [0]
+
+
+def pg_new_db(template=None):
+    """A new, empty database in the test cluster (or a copy of template,
+    a conninfo); returns its conninfo."""
+    with _unique_lock:
+        _pg_n[0] += 1
+        name = 'ehr_%d_%d_%s' % (os.getpid(), _pg_n[0], os.urandom(3).hex())
+    base = pg_base()
+    sql = 'CREATE DATABASE %s' % name
+    if template:
+        sql += ' TEMPLATE %s' % template.split('dbname=')[1].split()[0]
+    rc, out = pg_sql(base + ' dbname=postgres', sql + ';')
+    if rc != 0:
+        raise ServerError('cannot create a database: %s' % out.strip())
+    return '%s dbname=%s' % (base, name)
+
+
+def store_args(db, store=None):
+    """The store option for db: --postgres CONNINFO or --db PATH."""
+    return ['--postgres', db] if (store or STORE) == 'postgres' else ['--db', db]
 
 
 # --------------------------------------------------------------------------
@@ -160,14 +226,18 @@ class Server:
     SIGKILL the server and start it again on the same data.
     """
 
-    def __init__(self, extra_args=(), db=None, name='ehr', auth=None):
+    def __init__(self, extra_args=(), db=None, name='ehr', auth=None, store=None):
         if not EHR_BIN:
             raise ServerError('EHR_BIN is not set (run through tests/run-api.sh)')
         if not os.access(EHR_BIN, os.X_OK):
             raise ServerError('EHR_BIN=%s is not an executable file' % EHR_BIN)
         self.name = name
         self.tmpdir = tempfile.mkdtemp(prefix='ehr-api-%s-' % name)
-        self.db = db or os.path.join(self.tmpdir, 'ehr.db')
+        self.store = store or STORE   # this server's backend (default: EHR_TEST_STORE)
+        if self.store == 'postgres':
+            self.db = db or pg_new_db()   # a conninfo
+        else:
+            self.db = db or os.path.join(self.tmpdir, 'ehr.db')
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
@@ -182,8 +252,8 @@ class Server:
     # -- the ehr program on this server's database
 
     def ehr(self, *args, check_rc=True, input=None):
-        """Run `ehr ARGS --db DB`; returns (exit status, stdout, stderr)."""
-        cmd = [EHR_BIN] + list(args) + ['--db', self.db]
+        """Run `ehr ARGS --db DB` (or --postgres); returns (exit status, stdout, stderr)."""
+        cmd = [EHR_BIN] + list(args) + store_args(self.db, self.store)
         p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120,
                            cwd=self.tmpdir)
         if check_rc and p.returncode != 0:
@@ -204,7 +274,8 @@ class Server:
 
     def command(self, port):
         auth = [] if self.auth else ['--insecure-no-auth']
-        return [EHR_BIN, 'serve', '--port', str(port), '--db', self.db] + auth + self.extra_args
+        return ([EHR_BIN, 'serve', '--port', str(port)] + store_args(self.db, self.store) + auth +
+                self.extra_args)
 
     def start(self, timeout=START_TIMEOUT):
         """Start and wait until GET /fhir/metadata answers 200."""

@@ -931,12 +931,31 @@ test_expect_success('no passwords, tokens, TOTP secrets or PHI in the server log
 # the audit log: verify, and tampering on copies of the database file
 
 def verify(db, *extra):
-    p = subprocess.run([EHR_BIN, 'audit', 'verify', '--db', db] + list(extra),
+    p = subprocess.run([EHR_BIN, 'audit', 'verify'] + store_args(db) + list(extra),
                        capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout + p.stderr
 
 
+def pg_tamper_sql(sql):
+    # the SQLite statements of the cases, in PostgreSQL's words: its one
+    # row trigger guards UPDATE and DELETE together
+    return (sql.replace('DROP TRIGGER audit_no_update;', 'ALTER TABLE audit DISABLE TRIGGER USER;')
+               .replace('DROP TRIGGER audit_no_delete;', 'ALTER TABLE audit DISABLE TRIGGER USER;'))
+
+
 def tamper(sql, name):
+    if STORE == 'postgres':
+        # a consistent copy of the live database (pg_dump), then the edit
+        d = pg_new_db()
+        dump = subprocess.run(['pg_dump', '-d', srv.db], capture_output=True, timeout=300)
+        check(dump.returncode == 0, 'pg_dump: %r' % dump.stderr[:300])
+        p = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', d],
+                           input=dump.stdout, capture_output=True, timeout=300)
+        check(p.returncode == 0, 'restoring the copy: %r' % p.stderr[:300])
+        if sql:
+            rc, out = pg_sql(d, pg_tamper_sql(sql))
+            check(rc == 0, 'tampering %s: %s' % (name, out))
+        return d
     d = os.path.join(srv.tmpdir, 'tamper-%s.db' % name)
     src = sqlite3.connect(srv.db)
     dst = sqlite3.connect(d)
@@ -950,6 +969,8 @@ def tamper(sql, name):
 
 
 def sqlite_cli(db, sql):
+    if STORE == 'postgres':
+        return pg_sql(db, sql)
     p = subprocess.run(['sqlite3', db], input=sql, capture_output=True, text=True)
     return p.returncode, p.stdout + p.stderr
 
