@@ -329,8 +329,11 @@ static ehr_status copy_all(sqlite3 *db, PGconn *pg, FILE *progress, ehr_err *err
     sqlite3_stmt *st = NULL;
     ehr_status res = EHR_OK;
     if (sqlite3_prepare_v2(db,
+                           /* audit_journal: how far DB.audit-journal, a file beside
+                              the SQLite database, was applied (ehr migrate applies it
+                              first); nothing to carry over */
                            "SELECT name FROM sqlite_master WHERE type = 'table' AND "
-                           "name NOT LIKE 'sqlite_%' ORDER BY name",
+                           "name NOT LIKE 'sqlite_%' AND name <> 'audit_journal' ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK)
         res = sq_err(db, err, "listing tables");
     char tables[64][64];
