@@ -41,6 +41,8 @@ static void usage(FILE *f)
             "                    for the disk can share a commit)\n"
             "  --max-body BYTES  largest request body accepted (default 16777216); larger\n"
             "                    ones are answered 413\n"
+            "  --max-bundle-entries N  most entries in one batch or transaction Bundle\n"
+            "                    (default 10000); more are answered 413\n"
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
@@ -172,6 +174,13 @@ int ehr_cmd_serve(int argc, char **argv)
                 return 2;
             }
             hc.max_body = n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--max-bundle-entries"))) {
+            if (!parse_num(v, 1000000, &n) || n == 0) {
+                fprintf(stderr, "ehr serve: --max-bundle-entries takes a number from 1 to "
+                                "1000000\n");
+                return 2;
+            }
+            rc.max_bundle_entries = n;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--bind"))) {
             hc.bind = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--base-url"))) {

@@ -1178,3 +1178,82 @@ ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_s
     st = EHR_STORE_CALL(c, audit_verify, n_records, bad_seq, err);
     return finish(c, st, err);
 }
+
+/* -- the parts of the interactions, for tx.c (repo_int.h) -- */
+
+ehr_status repo_run_write(ehr_repo *r, repo_write_fn fn, void *arg, ehr_err *err)
+{
+    return run_write(r, fn, arg, err);
+}
+
+ehr_status repo_check_type(const char *type, ehr_err *err)
+{
+    return check_type(type, err);
+}
+
+ehr_status repo_validate(const char *type, const json_t *res, ehr_fhir_issues *issues,
+                         ehr_err *err)
+{
+    return validate(type, res, issues, err);
+}
+
+int64_t repo_next_time(ehr_repo *r)
+{
+    return next_time(r);
+}
+
+ehr_status repo_serialise(const char *type, const char *id, int64_t version, int64_t when,
+                          const json_t *res, ehr_buf *out)
+{
+    return serialise(type, id, version, when, res, out);
+}
+
+ehr_status repo_find_matches(ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                             const char *query, struct repo_matches *m, ehr_fhir_issues *issues,
+                             ehr_err *err)
+{
+    struct matches mm;
+    ehr_status st = find_matches(c, ctx, type, query, &mm, issues, err);
+    m->n = mm.n;
+    memcpy(m->id, mm.id, sizeof m->id);
+    m->version = mm.version;
+    return st;
+}
+
+ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, const char *method, json_t *res,
+                          ehr_repo_out *out, ehr_err *err)
+{
+    ehr_status st = write_version(r, c, ctx, type, id, 1, method, res, out, err);
+    out->created = true;
+    return st;
+}
+
+ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, json_t *res, int64_t if_match,
+                          ehr_repo_out *out, ehr_err *err)
+{
+    return update_in(r, c, ctx, type, id, res, if_match, "PUT", out, err);
+}
+
+ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                         const char *type, const char *id, const json_t *patch, int64_t if_match,
+                         ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err)
+{
+    struct wargs a = {.ctx = ctx, .type = type, .id = id, .patch = patch, .if_match = if_match,
+                      .out = out, .issues = issues};
+    return do_patch(r, c, &a, err);
+}
+
+ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, int64_t if_match, ehr_repo_out *out,
+                          ehr_err *err)
+{
+    return delete_in(r, c, ctx, type, id, if_match, out, err);
+}
+
+ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st,
+                            const char *action, const char *type, const char *id, ehr_err *err)
+{
+    return after_write(r, ctx, st, action, type, id, err);
+}

@@ -150,6 +150,54 @@ ehr_status ehr_repo_delete_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
                                  const char *query, ehr_repo_out *out, ehr_fhir_issues *issues,
                                  ehr_err *err);
 
+/*
+ * Batch and transaction Bundles (FHIR R4 http.html 3.1.0.11), src/repo/tx.c.
+ *
+ * A transaction is all or nothing: every entry runs inside one savepoint
+ * of one storage transaction (the group commit), in the order the
+ * specification gives: DELETE, POST, PUT and PATCH, GET. Full URLs
+ * "urn:uuid:..." and "urn:oid:..." are replaced by the ids given to their
+ * entries in every reference of the Bundle (and in narrative text), and
+ * conditional references ("Organization?identifier=sys|val") by the one
+ * resource they match (none or several: an error). request.ifNoneExist
+ * (conditional create), request.ifMatch (versioned update, delete, patch),
+ * conditional update/delete/patch URLs ("Patient?identifier=...") and
+ * PATCH entries (a Binary holding a JSON Patch) are supported. Conditional
+ * creates search inside the write transaction, after every write queued
+ * before them: concurrent identical creates make one resource.
+ *
+ * A batch runs every entry on its own (each in a nested savepoint, the
+ * whole batch one commit): a failed entry gets its status and an
+ * OperationOutcome in the response and leaves nothing behind.
+ *
+ * On success *response is a transaction-response or batch-response Bundle
+ * (caller frees with json_decref): an entry per request entry, in the same
+ * order, with response.status, location, etag and lastModified (and the
+ * resource when opts->representation). When a transaction fails, nothing
+ * is stored, the status is that of the failing entry and issues locate it
+ * ("Bundle.entry[3].resource.birthDate"). Invalid Bundles (not a Bundle,
+ * type other than transaction/batch, more than max_entries entries:
+ * ELIMIT) fail the same way for both kinds.
+ *
+ * Every entry is decided by the caller's policy and audited as its own
+ * interaction.
+ */
+#define EHR_REPO_MAX_BUNDLE_ENTRIES 10000
+
+typedef struct ehr_repo_tx_opts {
+    size_t max_entries;  /* 0: EHR_REPO_MAX_BUNDLE_ENTRIES */
+    bool representation; /* response entries carry the stored resources */
+    /* a PUT whose content equals the current version's writes no new
+       version (its response is 200 with the current version): re-running
+       an import changes nothing */
+    bool skip_unchanged;
+    const char *base;    /* service base URL for response fullUrls, or NULL */
+} ehr_repo_tx_opts;
+
+ehr_status ehr_repo_transaction(ehr_repo *r, const ehr_repo_ctx *ctx, const json_t *bundle,
+                                const ehr_repo_tx_opts *opts, json_t **response,
+                                ehr_fhir_issues *issues, ehr_err *err);
+
 /* History at instance, type (id NULL) or system (both NULL) level. */
 ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_history_q *q,
                             ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);

@@ -74,4 +74,57 @@ ehr_status repo_audit_now(ehr_repo *r, const ehr_repo_ctx *ctx, const struct rep
 /* Append one event (a JSON object) through the group commit. */
 ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err);
 
+/*
+ * -- the interactions' parts, for units of work of several writes (tx.c) --
+ *
+ * Everything below runs inside a write job (repo_run_write): c is the
+ * leader's connection with an open transaction, and the job's changes are
+ * undone together when it returns an error.
+ */
+typedef ehr_status (*repo_write_fn)(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err);
+
+/* Run fn(arg) in its own savepoint of the group commit; returns once durable. */
+ehr_status repo_run_write(ehr_repo *r, repo_write_fn fn, void *arg, ehr_err *err);
+
+/* The resource type exists and is concrete (ENOTFOUND otherwise). */
+ehr_status repo_check_type(const char *type, ehr_err *err);
+/* Validate res as a resource of type; problems go to issues (EINVAL). */
+ehr_status repo_validate(const char *type, const json_t *res, ehr_fhir_issues *issues,
+                         ehr_err *err);
+/* A strictly increasing last_updated for this process. */
+int64_t repo_next_time(ehr_repo *r);
+/* The stored form of a version (resourceType, id, meta first; compact). */
+ehr_status repo_serialise(const char *type, const char *id, int64_t version, int64_t when,
+                          const json_t *res, ehr_buf *out);
+
+/* The current resources a conditional query selects (at most 2 are looked at). */
+struct repo_matches {
+    size_t n;
+    char id[72];
+    int64_t version;
+};
+ehr_status repo_find_matches(ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                             const char *query, struct repo_matches *m, ehr_fhir_issues *issues,
+                             ehr_err *err);
+
+/* Write version 1 of type/id (method "POST" or "PUT"). */
+ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, const char *method, json_t *res,
+                          ehr_repo_out *out, ehr_err *err);
+/* Update (or create with this id); if_match 0 for none. */
+ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, json_t *res, int64_t if_match,
+                          ehr_repo_out *out, ehr_err *err);
+/* JSON Patch of the current version. */
+ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                         const char *type, const char *id, const json_t *patch, int64_t if_match,
+                         ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err);
+/* Delete; nothing to delete is not an error (out->version 0). */
+ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
+                          const char *type, const char *id, int64_t if_match, ehr_repo_out *out,
+                          ehr_err *err);
+/* After a job: audit a refusal or a miss (EFORBIDDEN, ENOTFOUND) outside it. */
+ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st,
+                            const char *action, const char *type, const char *id, ehr_err *err);
+
 #endif

@@ -69,7 +69,9 @@ static void build(void)
     json_t *rest = json_object();
     json_object_set_new(rest, "mode", json_string("server"));
     json_object_set_new(rest, "resource", resources);
-    json_object_set_new(rest, "interaction", json_pack("[{s:s}]", "code", "history-system"));
+    json_object_set_new(rest, "interaction",
+                        json_pack("[{s:s},{s:s},{s:s}]", "code", "history-system", "code",
+                                  "transaction", "code", "batch"));
     /* SMART App Launch: the endpoints are in /.well-known/smart-configuration */
     json_object_set_new(
         rest, "security",

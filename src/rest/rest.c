@@ -363,9 +363,7 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
     }
     if (x.n_seg == 0) {
         if (is_method(&x, "POST"))
-            rest_fail(&x, 501, "not-supported", NULL,
-                      "batch and transaction Bundles are not supported by this server yet; "
-                      "send each resource to its type's URL");
+            rest_transaction(&x);
         else
             not_allowed(&x, "POST");
         return EHR_HTTP_HANDLED;

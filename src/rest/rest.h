@@ -17,6 +17,7 @@
 typedef struct ehr_rest_config {
     const char *base_url; /* "https://ehr.example.org/fhir"; NULL: from the Host header */
     size_t max_body;      /* the server's body limit, announced in the CapabilityStatement */
+    size_t max_bundle_entries; /* batch/transaction entries; 0: EHR_REPO_MAX_BUNDLE_ENTRIES */
 } ehr_rest_config;
 
 typedef struct ehr_rest ehr_rest;

@@ -63,6 +63,8 @@ void rest_delete(struct rctx *x, const char *type, const char *id);
 void rest_history(struct rctx *x, const char *type, const char *id);
 void rest_search(struct rctx *x, const char *type);
 void rest_capabilities(struct rctx *x);
+/* POST /fhir: a batch or transaction Bundle (transaction.c). */
+void rest_transaction(struct rctx *x);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */
 void rest_full_url(struct rctx *x, ehr_buf *b, const char *type, const char *id);
