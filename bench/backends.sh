@@ -199,7 +199,7 @@ ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
             printf '| %s | %s | %.0f | %s/%s | %.0f | %s/%s | %s | %s | %s |\n' "$op" "$c" \
                 "${RPS[sqlite-$s]}" "$(ms "${P50[sqlite-$s]}")" "$(ms "${P99[sqlite-$s]}")" \
                 "${RPS[pg-$s]}" "$(ms "${P50[pg-$s]}")" "$(ms "${P99[pg-$s]}")" \
-                "$(awk -v a="${RPS[pg-$s]}" -v b="${RPS[sqlite-$s]}" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')" \
+                "$(awk -v a="${RPS[pg-$s]}" -v b="${RPS[sqlite-$s]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
                 "$two" "$errs"
         done
     done

@@ -24,7 +24,6 @@ enum pg_stmt {
     PS_CURRENT,
     PS_VERSION,
     PS_PUT,
-    PS_AUDIT_HEAD,
     PS_AUDIT_INSERT,
     PS_COMP_CURRENT,
     PS_COMP_VERSION,
@@ -49,14 +48,15 @@ struct pg_conn {
     ehr_store_conn base;
     PGconn *pg;
     bool prepared[PS_COUNT];
-    bool in_tx;     /* between begin and commit/rollback */
+    bool in_tx;      /* between begin and commit/rollback */
+    bool tx_started; /* its BEGIN has been sent */
+    /* transaction control queued for the next round trip (postgres.c) */
+#define PG_MAX_PENDING 48
+    const char *pending[PG_MAX_PENDING];
+    int n_pending;
+    bool pending_overflow;
     bool write_tx;  /* the transaction holds the write lock */
     bool sync_full; /* set_sync */
-    /* the audit chain head, known while this write transaction holds the
-       write lock (forgotten at any rollback) */
-    bool head_known;
-    int64_t head_seq;
-    char head_hash[65];
 };
 
 /*

@@ -42,6 +42,8 @@
 #define LOCK_WRITE 1
 #define LOCK_MIGRATE 2
 
+#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
 const struct pg_kind ehr_pg__kinds[PG_N_KINDS] = {
     [EHR_IDX_STRING] = {"idx_string",
                         3,
@@ -376,40 +378,178 @@ static bool result_ok(PGresult *r)
     return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
+/*
+ * Transaction control is deferred: BEGIN (with the write lock and the
+ * audit chain head), SAVEPOINT, RELEASE and ROLLBACK TO are queued on the
+ * connection and sent in one pipeline (libpq pipeline mode) with the next
+ * statement, or with COMMIT: a write job costs a round trip per statement
+ * it runs, not per control command.
+ */
+static void defer(struct pg_conn *c, const char *sql)
+{
+    if (c->n_pending < PG_MAX_PENDING)
+        c->pending[c->n_pending++] = sql;
+    else
+        c->pending_overflow = true;
+}
+
+/* The statement sent after the queued ones. */
+struct mainq {
+    const char *name; /* prepared statement name, or NULL for sql */
+    const char *prepare_sql; /* when the name must be prepared first */
+    const char *sql;
+    int n;
+    const char *const *vals;
+    const int *lens, *fmts;
+};
+
+/* Read the results of one pipelined query into *keep (the last non-NULL)
+   or note its failure. */
+static void pipe_results(struct pg_conn *c, PGresult **keep, PGresult **fail)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c->pg))) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+            if (keep) {
+                PQclear(*keep);
+                *keep = r;
+            } else
+                PQclear(r);
+        } else if (!*fail && s != PGRES_PIPELINE_ABORTED) {
+            *fail = r;
+        } else
+            PQclear(r);
+    }
+}
+
+/* Send the queued commands and m (may be NULL) in one pipeline. */
+static PGresult *pipeline(struct pg_conn *c, const struct mainq *m, PGresult **fail)
+{
+    *fail = NULL;
+    if (!PQenterPipelineMode(c->pg))
+        return NULL;
+    int sent = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < c->n_pending; i++, sent++)
+        ok = PQsendQueryParams(c->pg, c->pending[i], 0, NULL, NULL, NULL, NULL, 0);
+    bool prep = false;
+    if (ok && m && m->prepare_sql) {
+        ok = PQsendPrepare(c->pg, m->name, m->prepare_sql, 0, NULL);
+        prep = ok;
+    }
+    if (ok && m)
+        ok = m->name ? PQsendQueryPrepared(c->pg, m->name, m->n, m->vals, m->lens, m->fmts, 0)
+                     : PQsendQueryParams(c->pg, m->sql, m->n, NULL, m->vals, m->lens, m->fmts, 0);
+    if (ok)
+        ok = PQpipelineSync(c->pg);
+    PGresult *main_r = NULL;
+    if (ok) {
+        for (int i = 0; i < sent; i++)
+            pipe_results(c, NULL, fail);
+        if (prep)
+            pipe_results(c, NULL, fail);
+        if (m)
+            pipe_results(c, &main_r, fail);
+        PGresult *r = PQgetResult(c->pg); /* the sync */
+        PQclear(r);
+    }
+    if (!PQexitPipelineMode(c->pg)) {
+        /* results left unread (the session broke while sending): start
+           afresh; the transaction, if any, is lost and reported so */
+        PQreset(c->pg);
+        memset(c->prepared, 0, sizeof c->prepared);
+        if (PQstatus(c->pg) == CONNECTION_OK)
+            session_setup(c, NULL);
+        ok = false;
+    }
+    if (!ok || *fail) {
+        PQclear(main_r);
+        return NULL;
+    }
+    return main_r ? main_r : PQmakeEmptyPGresult(c->pg, PGRES_COMMAND_OK);
+}
+
+/*
+ * Run m after the queued commands. Returns its result (caller PQclear) or
+ * NULL with *st set. A dead session is replaced and the whole retried once
+ * when nothing can have been applied: a transaction not yet begun on the
+ * server, or a read outside any transaction.
+ */
+static PGresult *exec_main(struct pg_conn *c, const struct mainq *m, bool read_only,
+                           enum pg_stmt id, ehr_status *st, ehr_err *err, const char *what)
+{
+    if (c->pending_overflow) {
+        *st = ehr_err_set(err, EHR_EINTERNAL, "too many nested savepoints");
+        return NULL;
+    }
+    for (int attempt = 0;; attempt++) {
+        bool fresh = c->in_tx && !c->tx_started; /* BEGIN is among the queued */
+        if (PQstatus(c->pg) != CONNECTION_OK && (!c->in_tx || fresh)) {
+            bool saved = c->in_tx;
+            c->in_tx = false;
+            *st = ensure(c, err);
+            c->in_tx = saved;
+            if (*st)
+                return NULL;
+        } else if (PQstatus(c->pg) != CONNECTION_OK) {
+            *st = ehr_err_set(err, EHR_EBUSY,
+                              "the connection to the database was lost during a transaction");
+            return NULL;
+        }
+        struct mainq mm;
+        if (m) {
+            mm = *m;
+            if (mm.name && id < PS_COUNT && !c->prepared[id])
+                mm.prepare_sql = mm.sql;
+            m = &mm;
+        }
+        PGresult *r, *fail = NULL;
+        if (c->n_pending == 0 && m && !m->prepare_sql)
+            r = m->name ? PQexecPrepared(c->pg, m->name, m->n, m->vals, m->lens, m->fmts, 0)
+                        : PQexecParams(c->pg, m->sql, m->n, NULL, m->vals, m->lens, m->fmts, 0);
+        else
+            r = pipeline(c, m, &fail);
+        if (r && !result_ok(r)) {
+            fail = r;
+            r = NULL;
+        }
+        if (r) {
+            if (m && m->prepare_sql)
+                c->prepared[id] = true;
+            c->n_pending = 0;
+            if (c->in_tx)
+                c->tx_started = true;
+            *st = EHR_OK;
+            return r;
+        }
+        bool lost = PQstatus(c->pg) != CONNECTION_OK;
+        if (lost && attempt == 0 && (fresh || (read_only && !c->in_tx))) {
+            PQclear(fail);
+            continue; /* once, on a new session: nothing was applied */
+        }
+        c->n_pending = 0;
+        if (c->in_tx)
+            c->tx_started = true; /* whatever ran, the caller rolls back */
+        *st = pg_fail(c, fail, err, what);
+        return NULL;
+    }
+}
+
 PGresult *pg_prepared(struct pg_conn *c, enum pg_stmt id, int n, const char *const *vals,
                       const int *lens, const int *fmts, bool read_only, ehr_status *st,
                       ehr_err *err, const char *what)
 {
     struct pg_store *s = (struct pg_store *)c->base.store;
-    for (int attempt = 0;; attempt++) {
-        if ((*st = ensure(c, err)))
-            return NULL;
-        char name[16];
-        snprintf(name, sizeof name, "e%d", (int)id);
-        PGresult *r = NULL;
-        if (!c->prepared[id]) {
-            const char *sql = id == PS_PUT ? s->put_sql : ehr_pg__query_sql[id];
-            r = PQprepare(c->pg, name, sql, 0, NULL);
-            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-                PQclear(r);
-                r = NULL;
-                c->prepared[id] = true;
-            }
-        }
-        if (!r)
-            r = PQexecPrepared(c->pg, name, n, vals, lens, fmts, 0);
-        if (result_ok(r)) {
-            *st = EHR_OK;
-            return r;
-        }
-        bool lost = PQstatus(c->pg) != CONNECTION_OK;
-        if (lost && read_only && !c->in_tx && attempt == 0) {
-            PQclear(r);
-            continue; /* once, on a fresh session */
-        }
-        *st = pg_fail(c, r, err, what);
-        return NULL;
-    }
+    char name[16];
+    snprintf(name, sizeof name, "e%d", (int)id);
+    struct mainq m = {.name = name,
+                      .sql = id == PS_PUT ? s->put_sql : ehr_pg__query_sql[id],
+                      .n = n,
+                      .vals = vals,
+                      .lens = lens,
+                      .fmts = fmts};
+    return exec_main(c, &m, read_only, id, st, err, what);
 }
 
 PGresult *pg_dynamic(struct pg_conn *c, struct pg_q *q, bool read_only, ehr_status *st,
@@ -423,21 +563,8 @@ PGresult *pg_dynamic(struct pg_conn *c, struct pg_q *q, bool read_only, ehr_stat
         *st = ehr_err_set(err, EHR_ELIMIT, "the query has too many values (at most 60000)");
         return NULL;
     }
-    for (int attempt = 0;; attempt++) {
-        if ((*st = ensure(c, err)))
-            return NULL;
-        PGresult *r = PQexecParams(c->pg, q->sql.data, q->n, NULL, q->vals, NULL, NULL, 0);
-        if (result_ok(r)) {
-            *st = EHR_OK;
-            return r;
-        }
-        if (PQstatus(c->pg) != CONNECTION_OK && read_only && !c->in_tx && attempt == 0) {
-            PQclear(r);
-            continue;
-        }
-        *st = pg_fail(c, r, err, what);
-        return NULL;
-    }
+    struct mainq m = {.sql = q->sql.data, .n = q->n, .vals = q->vals};
+    return exec_main(c, &m, read_only, PS_COUNT, st, err, what);
 }
 
 /* Run a command without parameters (simple protocol; may hold several). */
@@ -622,59 +749,55 @@ static void p_disconnect(ehr_store_conn *base)
 
 /* -- transactions ------------------------------------------------------ */
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static ehr_status p_begin(ehr_store_conn *base, bool write, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
     if (c->in_tx)
         return ehr_err_set(err, EHR_EINTERNAL, "a transaction is already open");
-    char sql[200];
-    if (write)
-        snprintf(sql, sizeof sql,
-                 "BEGIN ISOLATION LEVEL READ COMMITTED;%s"
-                 "SELECT pg_advisory_xact_lock(%d, %d)",
-                 c->sync_full ? "" : "SET LOCAL synchronous_commit = off;", LOCK_NS, LOCK_WRITE);
-    else
-        snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-    ehr_status st = EHR_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if ((st = ensure(c, err)))
-            return st;
-        st = simple(c, sql, err, "starting a transaction");
-        if (!st || PQstatus(c->pg) == CONNECTION_OK)
-            break;
-        /* the session died since its last use: once more, on a new one */
-    }
-    if (st) {
-        if (PQstatus(c->pg) == CONNECTION_OK)
-            simple(c, "ROLLBACK", NULL, "");
-        return st;
+    c->n_pending = 0;
+    c->pending_overflow = false;
+    if (write) {
+        defer(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
+        if (!c->sync_full)
+            defer(c, "SET LOCAL synchronous_commit = off");
+        defer(c, "SELECT pg_advisory_xact_lock(" STR(LOCK_NS) ", " STR(LOCK_WRITE) ")");
+    } else {
+        defer(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     }
     c->in_tx = true;
+    c->tx_started = false;
     c->write_tx = write;
-    c->head_known = false;
     return EHR_OK;
 }
 
 static void end_tx(struct pg_conn *c)
 {
     c->in_tx = false;
+    c->tx_started = false;
     c->write_tx = false;
-    c->head_known = false;
+    c->n_pending = 0;
+    c->pending_overflow = false;
 }
 
 static ehr_status p_commit(ehr_store_conn *base, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
-    PGresult *r = PQexec(c->pg, "COMMIT");
     ehr_status st = EHR_OK;
+    if (!c->tx_started) {
+        end_tx(c); /* nothing was sent: nothing to commit */
+        return EHR_OK;
+    }
+    struct mainq m = {.sql = "COMMIT"};
+    PGresult *r = exec_main(c, &m, false, PS_COUNT, &st, err, "committing");
     /* COMMIT of a failed transaction answers ROLLBACK: not a success */
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        st = pg_fail(c, r, err, "committing");
-    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-        PQclear(r);
+    if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0)
         st = ehr_err_set(err, EHR_EIO, "committing: the transaction had failed and was undone");
-    } else
-        PQclear(r);
+    PQclear(r);
+    if (st && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        simple(c, "ROLLBACK", NULL, "rolling back");
     end_tx(c);
     return st;
 }
@@ -689,19 +812,31 @@ static void p_rollback(ehr_store_conn *base)
 
 static ehr_status p_savepoint(ehr_store_conn *base, ehr_err *err)
 {
-    return simple((struct pg_conn *)base, "SAVEPOINT part", err, "starting a savepoint");
+    defer((struct pg_conn *)base, "SAVEPOINT part");
+    return EHR_OK;
 }
 
 static ehr_status p_release(ehr_store_conn *base, ehr_err *err)
 {
-    return simple((struct pg_conn *)base, "RELEASE part", err, "releasing a savepoint");
+    struct pg_conn *c = (struct pg_conn *)base;
+    /* a savepoint nothing ran in: drop both */
+    if (c->n_pending && !strcmp(c->pending[c->n_pending - 1], "SAVEPOINT part"))
+        c->n_pending--;
+    else
+        defer(c, "RELEASE part");
+    return EHR_OK;
 }
 
 static ehr_status p_rollback_to(ehr_store_conn *base, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
-    c->head_known = false; /* an audit record may have been undone */
-    return simple(c, "ROLLBACK TO part; RELEASE part", err, "rolling back to a savepoint");
+    if (c->n_pending && !strcmp(c->pending[c->n_pending - 1], "SAVEPOINT part")) {
+        c->n_pending--;
+        return EHR_OK;
+    }
+    defer(c, "ROLLBACK TO part");
+    defer(c, "RELEASE part");
+    return EHR_OK;
 }
 
 /* -- reading and writing resources ------------------------------------- */
@@ -861,43 +996,25 @@ static void audit_hash(const char *prev, int64_t seq, int64_t time, const char *
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
+/*
+ * One record, chained by the server: the INSERT reads the head (its own
+ * transaction's records included) and computes the hash exactly as
+ * audit_hash does, so one round trip appends and several records in one
+ * transaction chain in order. The write lock keeps other writers out.
+ */
 static ehr_status append_locked(struct pg_conn *c, int64_t time, const char *event, size_t len,
                                 ehr_err *err)
 {
+    char tb[24];
+    const char *vals[] = {pg_i64(tb, time), event};
+    int lens[] = {0, (int)len};
+    int fmts[] = {0, 1};
     ehr_status st;
-    if (!c->head_known) {
-        PGresult *r = pg_prepared(c, PS_AUDIT_HEAD, 0, NULL, NULL, NULL, false, &st, err,
-                                  "reading the audit log");
-        if (!r)
-            return st;
-        if (PQntuples(r) == 1) {
-            c->head_seq = pg_get_i64(r, 0, 0);
-            snprintf(c->head_hash, sizeof c->head_hash, "%s", PQgetvalue(r, 0, 1));
-        } else {
-            c->head_seq = 0;
-            snprintf(c->head_hash, sizeof c->head_hash, "%s", GENESIS);
-        }
-        PQclear(r);
-        c->head_known = true;
-    }
-    int64_t seq = c->head_seq + 1;
-    char hash[65], sb[24], tb[24];
-    audit_hash(c->head_hash, seq, time, event, len, hash);
-    const char *vals[] = {pg_i64(sb, seq), pg_i64(tb, time), c->head_hash, hash, event};
-    int lens[] = {0, 0, 0, 0, (int)len};
-    int fmts[] = {0, 0, 0, 0, 1};
-    PGresult *r = pg_prepared(c, PS_AUDIT_INSERT, 5, vals, lens, fmts, false, &st, err,
+    PGresult *r = pg_prepared(c, PS_AUDIT_INSERT, 2, vals, lens, fmts, false, &st, err,
                               "appending to the audit log");
-    if (!r) {
-        c->head_known = false;
-        return st;
-    }
     PQclear(r);
-    c->head_seq = seq;
-    memcpy(c->head_hash, hash, sizeof hash);
-    return EHR_OK;
+    return st;
 }
 
 static ehr_status p_audit_append(ehr_store_conn *base, int64_t time, const char *event, size_t len,

@@ -24,9 +24,15 @@ const char *const ehr_pg__query_sql[PS_COUNT] = {
                    "WHERE c.type = $1::text AND c.id = $2::text",
     [PS_VERSION] = "SELECT version, last_updated, deleted, method, content FROM resource "
                    "WHERE type = $1::text AND id = $2::text AND version = $3::bigint",
-    [PS_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-    [PS_AUDIT_INSERT] = "INSERT INTO audit(seq, time, prev_hash, hash, event) "
-                        "VALUES ($1::bigint, $2::bigint, $3::text, $4::text, $5::text)",
+    /* the hash as audit_hash in postgres.c: SHA-256 of
+       "prev_hash|seq|time|" followed by the event's bytes, in hex */
+    [PS_AUDIT_INSERT] =
+        "INSERT INTO audit(seq, time, prev_hash, hash, event) "
+        "SELECT h.seq + 1, $1::bigint, h.hash, encode(sha256(convert_to(h.hash || '|' || "
+        "(h.seq + 1)::text || '|' || $1::bigint::text || '|', 'UTF8') || "
+        "convert_to($2::text, 'UTF8')), 'hex'), $2::text FROM (SELECT m.seq, coalesce(a.hash, "
+        "'0000000000000000000000000000000000000000000000000000000000000000') AS hash FROM "
+        "(SELECT coalesce(max(seq), 0) AS seq FROM audit) m LEFT JOIN audit a ON a.seq = m.seq) h",
     [PS_COMP_CURRENT] = "SELECT v.patient FROM current c JOIN version_compartment v "
                         "ON v.rid = c.rid WHERE c.type = $1::text AND c.id = $2::text "
                         "ORDER BY v.patient",
