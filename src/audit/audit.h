@@ -10,14 +10,14 @@
  *   - a write appends its record inside its own transaction, so a change
  *     and its audit record commit together or not at all;
  *   - everything else (reads, searches, history, denials, sign-ins, token
- *     grants, break-glass, user changes) is appended through the same group
- *     commit as writes (repo.c run_job), and the caller waits until it is
- *     committed: no PHI leaves the server unrecorded, and if the append
- *     fails the request fails ("no unaudited access"). Batches of audit
- *     records alone are committed to the log without an fsync: they survive
- *     a crash of the process, and reach the disk with the next write or
- *     within a second (the repository's flusher). docs/security.md weighs
- *     this against an fsync per read.
+ *     grants, break-glass, user changes) is written before the request is
+ *     answered, and if that fails the request fails ("no unaudited
+ *     access"). With the audit journal on (`ehr serve`, the default), it
+ *     is one append to DB.audit-journal (journal.h), applied into the chain
+ *     in the background within --audit-sync milliseconds (repo auditj.c);
+ *     otherwise it goes through the same group commit as writes (repo.c
+ *     run_job) and the caller waits for the commit. docs/security.md weighs
+ *     the durability of each.
  *
  * Events are compact JSON objects with ids, never resource content
  * (fields: docs/security.md, "Audit log").

@@ -145,7 +145,8 @@ bool auth_audit_view(ehr_auth *a, ehr_http_request *req, ehr_http_response *res,
         return true;
     }
     ehr_store_conn *c;
-    if (ehr_repo_conn(a->repo, &c, NULL)) {
+    /* every record journaled so far is in the chain before it is read */
+    if (ehr_repo_audit_sync(a->repo, NULL) || ehr_repo_conn(a->repo, &c, NULL)) {
         fail(a, req, res, 503, "transient", "the database is not available");
         return true;
     }

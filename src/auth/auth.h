@@ -142,6 +142,18 @@ ehr_status ehr_auth_token_mint(ehr_auth *a, const ehr_auth_actor *who, const cha
                                const char *scope, const char *patient, int ttl, ehr_buf *token_out,
                                ehr_buf *granted_out, ehr_err *err);
 
+/*
+ * The clinician app (web/, served at / by ehr serve) is a SMART app of its
+ * own server: a public client with this id, PKCE, redirect URI "ORIGIN/"
+ * (this server's own origin, auth_origin), scopes at most
+ * EHR_AUTH_APP_SCOPE. It is first-party, so /oauth/authorize skips the
+ * consent page for it (the code can only go back to this origin). Made in
+ * the store at serve start, once (audited as client-add).
+ */
+#define EHR_AUTH_APP_CLIENT "ehr-clinician"
+#define EHR_AUTH_APP_SCOPE "openid fhirUser online_access user/*.cruds"
+ehr_status ehr_auth_register_app(ehr_auth *a, ehr_err *err);
+
 /* Break-glass grants, newest first (for the report to admins). */
 typedef ehr_status (*ehr_auth_glass_cb)(void *ctx, const char *user, const char *patient,
                                         const char *reason, int64_t at, int64_t expires);

@@ -1,6 +1,6 @@
 /*
  * guard.c - in front of everything: security headers on every answer, and
- * for /fhir a valid access token (RFC 6750) turned into the caller's
+ * for /fhir and /hl7v2 a valid access token (RFC 6750) turned into the caller's
  * identity and policy.
  *
  * No token: 401 with WWW-Authenticate: Bearer. A token that is malformed,
@@ -27,7 +27,7 @@ static void security_headers(ehr_auth *a, ehr_http_request *req, ehr_http_respon
     const char *p = req->path;
     /* PHI, tokens and sessions are never cached */
     if (!strncmp(p, "/fhir", 5) || !strncmp(p, "/oauth/", 7) || !strncmp(p, "/auth/", 6) ||
-        !strncmp(p, "/.well-known/", 13)) {
+        !strncmp(p, "/.well-known/", 13) || !strncmp(p, "/hl7v2", 6)) {
         ehr_http_set_header(req, res, "Cache-Control", "no-store");
         ehr_http_set_header(req, res, "Pragma", "no-cache");
     }
@@ -76,7 +76,10 @@ int auth_guard(void *ctx, ehr_http_request *req, ehr_http_response *res)
     ehr_auth *a = ctx;
     security_headers(a, req, res);
     const char *p = req->path;
-    if (strncmp(p, "/fhir", 5) || (p[5] && p[5] != '/'))
+    /* HL7 v2 over HTTP (POST /hl7v2) is guarded as /fhir is: its writes
+       go through the repository as the caller */
+    bool hl7 = !strncmp(p, "/hl7v2", 6) && (!p[6] || p[6] == '/');
+    if (!hl7 && (strncmp(p, "/fhir", 5) || (p[5] && p[5] != '/')))
         return EHR_HTTP_NEXT;
     if (!strncmp(p, "/fhir/.well-known/", 18))
         return EHR_HTTP_NEXT; /* the SMART configuration: public (oauth.c) */

@@ -178,7 +178,11 @@ static bool authz_check(ehr_auth *a, ehr_http_request *req, ehr_http_response *r
         bad_request_page(req, res, "a backend service client cannot use this flow");
         return false;
     }
-    if (!has_redirect(z->client, z->redirect_uri)) {
+    /* the first-party app comes back to this server's own origin */
+    bool first_party = json_is_true(json_object_get(z->client, "first_party"));
+    if (!has_redirect(z->client, z->redirect_uri) &&
+        !(first_party && z->redirect_uri &&
+          !strcmp(z->redirect_uri, ehr_arena_printf(req->arena, "%s/", auth_origin(a, req))))) {
         bad_request_page(req, res, "redirect_uri is not one registered for this client");
         return false;
     }
@@ -374,13 +378,18 @@ static void authorize(ehr_auth *a, ehr_http_request *req, ehr_http_response *res
         redirect_error(req, res, z.redirect_uri, errc, desc, z.state);
         goto out;
     }
-    if (!post || !decision) {
+    /* the first-party app needs no consent: it is this server's own, and the
+       code goes back to this origin only (authz_check) */
+    if (json_is_true(json_object_get(z.client, "first_party")))
+        decision = "allow";
+    else if (!post || !decision) {
         consent_page(a, req, res, &z, session, user, &sc, want_patient && !lp[0],
                      lp[0] ? lp : NULL);
         goto out;
     }
     /* the decision: a form of ours, for this session */
-    if (!ehr_ct_equal(auth_form_get(&f, "csrf"), auth_str(session, "csrf"))) {
+    if (!json_is_true(json_object_get(z.client, "first_party")) &&
+        !ehr_ct_equal(auth_form_get(&f, "csrf"), auth_str(session, "csrf"))) {
         bad_request_page(req, res, "the form has expired; start again from the app");
         goto out;
     }

@@ -675,3 +675,22 @@ ehr_status ehr_auth_glass_list(ehr_auth *a, bool active_only, ehr_auth_glass_cb 
     struct glass_list l = {cb, ctx};
     return auth_list(a, "glass", NULL, glass_list_one, &l, err);
 }
+
+ehr_status ehr_auth_register_app(ehr_auth *a, ehr_err *err)
+{
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:[], s:s, s:b, s:I}", "client_id", EHR_AUTH_APP_CLIENT, "name",
+                  "ehr clinician app", "type", "public", "redirect_uris", "scope",
+                  EHR_AUTH_APP_SCOPE, "first_party", 1, "created", (json_int_t)ehr_time_now_us());
+    if (!doc)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    ehr_status st = auth_put(a, "client", EHR_AUTH_APP_CLIENT, NULL, 0, doc, true, err);
+    json_decref(doc);
+    if (st == EHR_EEXISTS)
+        return EHR_OK;
+    if (st)
+        return st;
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "action", "client-add", "outcome", "ok",
+                           "target", EHR_AUTH_APP_CLIENT, "user", "system/serve", "client", "cli");
+    return auth_audit(a, NULL, ev, err);
+}

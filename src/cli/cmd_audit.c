@@ -213,7 +213,8 @@ int ehr_cmd_audit(int argc, char **argv)
             }
         }
     } else {
-        if (ehr_repo_conn(repo, &c, &err) ||
+        /* a running server's journal: its records into the chain first */
+        if (ehr_repo_audit_sync(repo, &err) || ehr_repo_conn(repo, &c, &err) ||
             EHR_STORE_CALL(c, audit_list, &q, report_one, &r, &err)) {
             fprintf(stderr, "ehr audit report: %s\n", err.msg);
             rc = 1;

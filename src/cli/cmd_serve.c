@@ -10,10 +10,14 @@
 
 #include "auth/auth.h"
 #include "cli/commands.h"
+#include "cli/hl7_http.h"
 #include "cli/opts.h"
 #include "core/util.h"
 #include "fhir/xml.h"
+#include "hl7v2/engine.h"
+#include "hl7v2/mllp.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "repo/repo.h"
 #include "rest/rest.h"
 
@@ -30,7 +34,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ehr serve [--port N] [--db PATH | --postgres CONNINFO] [--bind ADDR]\n"
             "                 [--threads N] [--max-body BYTES] [--base-url URL]\n"
-            "                 [--tls-cert FILE --tls-key FILE]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--mllp-port N]\n"
+            "                 [--hl7-unknown-patient create|reject] [--audit-sync MS]\n"
             "\n"
             "Serves the FHIR R4 API at /fhir (GET /fhir/metadata describes it).\n"
             "  --port N          TCP port (default 8080; 0 picks a free one)\n"
@@ -46,6 +51,14 @@ static void usage(FILE *f)
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
+            "  --web-root DIR    the clinician app's files, served at / (default: web/\n"
+            "                    beside the program's folder, ../share/ehr/web, or the\n"
+            "                    source tree's web/); --no-web serves none\n"
+            "  --mllp-port N     also receive HL7 v2 over MLLP on this port (0 picks one),\n"
+            "                    on the --bind address; POST /hl7v2 takes them over HTTP\n"
+            "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
+            "                    for a patient not on file: create it from PID (default)\n"
+            "                    or answer AE (docs/hl7v2.md)\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -63,7 +76,15 @@ static void usage(FILE *f)
             "  --lockout-attempts N, --lockout-seconds S  lock an account after N failed\n"
             "                    sign-ins in a row, for S seconds (5, 900)\n"
             "  --insecure-no-auth  no tokens needed on /fhir (local development only:\n"
-            "                    listens on 127.0.0.1; every access still audited)\n",
+            "                    listens on 127.0.0.1; every access still audited)\n"
+            "  --audit-sync MS   the audit records of reads, searches, denials and sign-ins\n"
+            "                    are appended to DB.audit-journal before the answer, and\n"
+            "                    every MS milliseconds (default 100, at most 60000) the\n"
+            "                    journal is synced to disk and applied into the hash-chained\n"
+            "                    audit log; records left by a crash are applied at the next\n"
+            "                    start. A power cut can lose the read records of the last MS\n"
+            "                    milliseconds (never a write's). 0: no journal; each read\n"
+            "                    waits for its record to be committed (slower)\n",
             EHR_DEFAULT_DB);
 }
 
@@ -116,9 +137,10 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
         snprintf(path, sizeof path, "%s.admin-password", so->db ? so->db : EHR_DEFAULT_DB);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        fprintf(stderr, "ehr serve: no users yet, and %s cannot be created to hold the first "
-                        "admin's password; add one: ehr user add --username admin --password - "
-                        "--role admin\n",
+        fprintf(stderr,
+                "ehr serve: no users yet, and %s cannot be created to hold the first "
+                "admin's password; add one: ehr user add --username admin --password - "
+                "--role admin\n",
                 path);
         return 1;
     }
@@ -138,13 +160,51 @@ static int bootstrap_admin(ehr_auth *auth, const struct ehr_store_opts *so)
     return 0;
 }
 
+/*
+ * The web apps' folder when --web-root is not given: web/ one level above
+ * the program (build/ehr -> web/), an installed ../share/ehr/web, then the
+ * source tree the program was built from. NULL when none has index.html.
+ */
+static const char *find_web_root(char *buf, size_t n)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *tails[] = {"/../web", "/../share/ehr/web"};
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+            char index[4200];
+            snprintf(buf, n, "%s%s", exe, tails[i]);
+            snprintf(index, sizeof index, "%s/index.html", buf);
+            if (access(index, R_OK) == 0)
+                return buf;
+        }
+    }
+#ifdef EHR_SOURCE_WEB
+    snprintf(buf, n, "%s", EHR_SOURCE_WEB);
+    char index[4200];
+    snprintf(index, sizeof index, "%s/index.html", buf);
+    if (access(index, R_OK) == 0)
+        return buf;
+#endif
+    return NULL;
+}
+
 int ehr_cmd_serve(int argc, char **argv)
 {
+    const char *web_root = NULL;
+    bool no_web = false;
     struct ehr_store_opts so = {0};
     ehr_http_config hc = {.port = 8080, .max_body = 16u << 20};
+    unsigned long audit_sync = 100;
     ehr_rest_config rc = {0};
     ehr_auth_config ac;
     ehr_auth_config_defaults(&ac);
+    ehr_hl7_config hl7c = {0};
+    long mllp_port = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         unsigned long n;
@@ -189,6 +249,10 @@ int ehr_cmd_serve(int argc, char **argv)
             hc.tls_cert = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--tls-key"))) {
             hc.tls_key = v;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--web-root"))) {
+            web_root = v;
+        } else if (!strcmp(argv[i], "--no-web")) {
+            no_web = true;
         } else if (!strcmp(argv[i], "--insecure-no-auth")) {
             ac.no_auth = true;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--clinician-access"))) {
@@ -228,9 +292,23 @@ int ehr_cmd_serve(int argc, char **argv)
         } else if ((v = ehr_opts_value(argc, argv, &i, "--lockout-seconds"))) {
             if (!seconds("--lockout-seconds", v, 1, 7 * 86400, &ac.lockout_seconds))
                 return 2;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--audit-sync"))) {
+            if (!parse_num(v, 60000, &audit_sync)) {
+                fprintf(stderr, "ehr serve: --audit-sync takes milliseconds from 0 to 60000\n");
+                return 2;
+            }
         } else if ((v = ehr_opts_value(argc, argv, &i, "--mllp-port"))) {
-            fprintf(stderr, "ehr serve: --mllp-port: HTTP v2 over MLLP is not in this build yet\n");
-            return 2;
+            if (!parse_num(v, 65535, &n)) {
+                fprintf(stderr, "ehr serve: --mllp-port takes a number from 0 to 65535\n");
+                return 2;
+            }
+            mllp_port = (long)n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-unknown-patient"))) {
+            if (strcmp(v, "create") && strcmp(v, "reject")) {
+                fprintf(stderr, "ehr serve: --hl7-unknown-patient is create or reject\n");
+                return 2;
+            }
+            hl7c.reject_unknown_patient = !strcmp(v, "reject");
         } else {
             fprintf(stderr, "ehr serve: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -252,7 +330,8 @@ int ehr_cmd_serve(int argc, char **argv)
         /* without authentication, never on a network */
         if (!hc.bind)
             hc.bind = "127.0.0.1";
-        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") && strcmp(hc.bind, "localhost")) {
+        if (strcmp(hc.bind, "127.0.0.1") && strcmp(hc.bind, "::1") &&
+            strcmp(hc.bind, "localhost")) {
             fprintf(stderr, "ehr serve: --insecure-no-auth listens on the loopback only "
                             "(--bind 127.0.0.1)\n");
             return 2;
@@ -277,6 +356,15 @@ int ehr_cmd_serve(int argc, char **argv)
         fprintf(stderr, "ehr serve: %s\n", err.msg);
         return 1;
     }
+    ehr_status jst = audit_sync ? ehr_repo_audit_journal(repo, (int)audit_sync, &err) : EHR_OK;
+    if (jst == EHR_EBUSY) {
+        /* another server on this database owns it: records go the slow way */
+        fprintf(stderr, "ehr serve: warning: %s; auditing without the journal\n", err.msg);
+    } else if (jst) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_repo_free(&repo);
+        return 1;
+    }
     ehr_auth *auth = NULL;
     if (ehr_auth_new(repo, &ac, &auth, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
@@ -289,20 +377,79 @@ int ehr_cmd_serve(int argc, char **argv)
         return 1;
     }
     hc.error_body = ehr_rest_error_body;
-    ehr_http_server *srv = ehr_http_server_new(&hc);
-    ehr_rest *rest = NULL;
-    /* the auth guard first: every /fhir request is decided before REST sees it */
-    if (!srv || ehr_auth_mount(auth, srv) || ehr_rest_mount(srv, repo, &rc, &rest)) {
-        fprintf(stderr, "ehr serve: out of memory\n");
-        ehr_http_server_free(&srv);
+    ehr_hl7_engine *hl7 = NULL;
+    if (ehr_hl7_engine_new(repo, &hl7c, &hl7, &err)) {
+        fprintf(stderr, "ehr serve: %s\n", err.msg);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
         return 1;
     }
+    /* HL7 v2 messages stored before a crash and never applied: apply them now */
+    size_t recovered = 0;
+    ehr_repo_ctx sysctx = {.user = "system/hl7v2-recovery", .client = "local", .role = "system"};
+    if (ehr_hl7_recover(hl7, &sysctx, &recovered, &err))
+        fprintf(stderr, "ehr serve: HL7 v2 recovery: %s\n", err.msg);
+    else if (recovered)
+        printf("ehr: applied %zu HL7 v2 message(s) stored before a stop\n", recovered);
+    ehr_http_server *srv = ehr_http_server_new(&hc);
+    ehr_rest *rest = NULL;
+    /* the auth guard first: every /fhir and /hl7v2 request is decided before
+       REST or the HL7 handler sees it */
+    if (!srv || ehr_auth_mount(auth, srv) ||
+        ehr_http_server_add(srv, "/hl7v2", ehr_hl7_http_handler, hl7) ||
+        ehr_rest_mount(srv, repo, &rc, &rest)) {
+        fprintf(stderr, "ehr serve: out of memory\n");
+        ehr_http_server_free(&srv);
+        ehr_hl7_engine_free(&hl7);
+        ehr_auth_free(&auth);
+        ehr_repo_free(&repo);
+        return 1;
+    }
+    /* the clinician app at /, last on the chain, and its SMART client */
+    char web_buf[4096];
+    ehr_http_static *web = NULL;
+    if (!no_web) {
+        const char *root = web_root ? web_root : find_web_root(web_buf, sizeof web_buf);
+        if (root && !(web = ehr_http_static_new(root))) {
+            fprintf(stderr, "ehr serve: --web-root %s is not a readable folder\n", root);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+        if (web && (ehr_http_server_add(srv, "/", ehr_http_static_handle, web) ||
+                    ehr_auth_register_app(auth, &err))) {
+            fprintf(stderr, "ehr serve: the clinician app: %s\n",
+                    err.msg[0] ? err.msg : "out of memory");
+            ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
+            ehr_rest_free(&rest);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     ehr_fhir_xml_init(); /* before the worker threads exist */
+    ehr_mllp_server *mllp = NULL;
+    if (mllp_port >= 0) {
+        ehr_mllp_config mc = {.bind = hc.bind, .port = (uint16_t)mllp_port};
+        if (ehr_mllp_server_start(hl7, &mc, &mllp, &err)) {
+            fprintf(stderr, "ehr serve: %s\n", err.msg);
+            ehr_http_server_free(&srv);
+            ehr_rest_free(&rest);
+            ehr_hl7_engine_free(&hl7);
+            ehr_auth_free(&auth);
+            ehr_repo_free(&repo);
+            return 1;
+        }
+    }
     if (ehr_http_server_start(srv, &err)) {
         fprintf(stderr, "ehr serve: %s\n", err.msg);
+        ehr_mllp_server_stop(&mllp);
+        ehr_hl7_engine_free(&hl7);
         ehr_http_server_free(&srv);
+        ehr_http_static_free(&web);
         ehr_rest_free(&rest);
         ehr_auth_free(&auth);
         ehr_repo_free(&repo);
@@ -316,18 +463,28 @@ int ehr_cmd_serve(int argc, char **argv)
 
     printf("ehr: serving the FHIR R4 API at %s://%s:%u/fhir (database: %s)\n",
            hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
-           ehr_http_server_port(srv), so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+           ehr_http_server_port(srv),
+           so.postgres ? "PostgreSQL" : (so.db ? so.db : EHR_DEFAULT_DB));
+    if (web)
+        printf("ehr: the clinician app: %s://%s:%u/ (files from %s)\n",
+               hc.tls_cert ? "https" : "http", hc.bind ? hc.bind : "localhost",
+               ehr_http_server_port(srv), ehr_http_static_root(web));
     if (ac.no_auth)
         printf("ehr: WARNING: --insecure-no-auth: /fhir answers without a token (loopback "
                "only; every access is still audited)\n");
     else
         printf("ehr: /fhir needs an access token: see /.well-known/smart-configuration, or "
                "ehr token --user NAME --scope \"user/*.rs\" on this host\n");
+    if (mllp)
+        printf("ehr: receiving HL7 v2 over MLLP on port %u\n", ehr_mllp_server_port(mllp));
     fflush(stdout);
     while (!stop_requested)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
+    ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
+    ehr_http_static_free(&web);
+    ehr_hl7_engine_free(&hl7);
     ehr_rest_free(&rest);
     ehr_auth_free(&auth);
     ehr_repo_free(&repo);

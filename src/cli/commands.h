@@ -41,6 +41,26 @@ int ehr_cmd_audit(int argc, char **argv);
  */
 int ehr_cmd_fhirpath(int argc, char **argv);
 
+/* ehr reindex [--db PATH]: rebuild every resource's search index rows (progress on a tty). */
+int ehr_cmd_reindex(int argc, char **argv);
+
+/*
+ * ehr import [STORE] [--jobs N] PATH... | ehr import --url URL [--token T] PATH...
+ * Bundles, NDJSON and folders of them, each Bundle one transaction. Exit 0
+ * when everything loaded, 1 when something failed (each failure printed
+ * with its file and line or entry), 2 on a usage error.
+ */
+int ehr_cmd_import(int argc, char **argv);
+
+/*
+ * ehr export [STORE] [--type T,...] [--since INSTANT] --out DIR
+ * NDJSON per resource type. Exit 0 on success, 1 on a failure (named), 2
+ * on a usage error.
+ */
+int ehr_cmd_export(int argc, char **argv);
+/* ehr hl7 list|show|reprocess|send: stored HL7 v2 messages; an MLLP client (see --help). */
+int ehr_cmd_hl7(int argc, char **argv);
+
 /* ehr migrate --from SQLITE_PATH --to CONNINFO [--verify-only]: SQLite to PostgreSQL. */
 int ehr_cmd_migrate(int argc, char **argv);
 

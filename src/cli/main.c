@@ -11,11 +11,15 @@ static const struct {
 } commands[] = {
     {"serve", ehr_cmd_serve, "run the server: FHIR R4 API at /fhir"},
     {"demo", ehr_cmd_demo, "load the demo patients into the database"},
+    {"import", ehr_cmd_import, "load Bundles and NDJSON (Synthea, bulk exports) into the database"},
+    {"export", ehr_cmd_export, "write the current resources as NDJSON, one file per type"},
     {"validate", ehr_cmd_validate, "check FHIR R4 JSON files against the specification"},
     {"user", ehr_cmd_user, "add, list, disable users; reset passwords and MFA; link patients"},
     {"client", ehr_cmd_client, "register SMART apps and backend services"},
     {"token", ehr_cmd_token, "print an access token for a user (scripts, operations)"},
     {"audit", ehr_cmd_audit, "verify the audit log's hash chain; report from it"},
+    {"reindex", ehr_cmd_reindex, "rebuild the search index of every resource"},
+    {"hl7", ehr_cmd_hl7, "HL7 v2: list, show, reprocess stored messages; send over MLLP"},
     {"fhirpath", ehr_cmd_fhirpath, "evaluate a FHIRPath expression on a resource file"},
     {"migrate", ehr_cmd_migrate, "copy a SQLite database to PostgreSQL and verify the copy"},
 };

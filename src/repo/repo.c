@@ -38,6 +38,12 @@ struct ehr_repo {
     pthread_mutex_t flush_lock;
     pthread_cond_t flush_cond;
     bool stopping, have_flusher;
+    /* the audit journal (auditj.c): its path (NULL: not a local database),
+       and, while this process owns it (ehr_repo_audit_journal), the
+       journal and the applier's period */
+    char *aj_path;
+    struct repo_aj *aj;
+    int aj_ms;
     /* every connection ever opened, closed by ehr_repo_free */
     pthread_mutex_t lock;
     ehr_store_conn **conns;
@@ -58,40 +64,72 @@ static void conn_gone(void *p)
 }
 
 /*
- * Every second, if audit records were committed without an fsync since
- * the last one, make them durable (and once more when the repository
- * closes). Its own connection: it never waits for a writer.
+ * The background thread. With the audit journal on, every aj_ms it syncs
+ * the journal and applies it into the audit chain (auditj.c). Every second,
+ * if audit records were committed without an fsync since the last one, it
+ * makes them durable (and once more when the repository closes), on its own
+ * connection: that never waits for a writer.
  */
 static void *flusher(void *p)
 {
     ehr_repo *r = p;
     ehr_store_conn *c = NULL;
+    int64_t last_flush = ehr_time_now_us();
     pthread_mutex_lock(&r->flush_lock);
     for (;;) {
         bool stop = r->stopping;
         if (!stop) {
+            int ms = r->aj ? r->aj_ms : 1000;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&r->flush_cond, &r->flush_lock, &ts);
             stop = r->stopping;
         }
-        if (atomic_exchange(&r->unsynced, false)) {
-            pthread_mutex_unlock(&r->flush_lock);
-            ehr_err err = {{0}};
-            if ((c || !ehr_store_connect(r->store, &c, &err)) &&
-                EHR_STORE_CALL(c, flush, &err)) {
+        struct repo_aj *aj = r->aj;
+        pthread_mutex_unlock(&r->flush_lock);
+        ehr_err err = {{0}};
+        if (aj && !stop && repo_aj_tick(r, aj, &err))
+            ehr_log(EHR_LOG_ERROR, "repo: applying the audit journal failed (will retry): %s",
+                    err.msg);
+        int64_t now = ehr_time_now_us();
+        if ((stop || now - last_flush >= 1000000) && atomic_exchange(&r->unsynced, false)) {
+            last_flush = now;
+            if ((c || !ehr_store_connect(r->store, &c, &err)) && EHR_STORE_CALL(c, flush, &err)) {
                 atomic_store(&r->unsynced, true); /* try again */
                 ehr_log(EHR_LOG_ERROR, "repo: flushing the audit log failed: %s", err.msg);
             }
-            pthread_mutex_lock(&r->flush_lock);
         }
+        pthread_mutex_lock(&r->flush_lock);
         if (stop)
             break;
     }
     pthread_mutex_unlock(&r->flush_lock);
     ehr_store_disconnect(&c);
     return NULL;
+}
+
+/* DB.audit-journal for a local SQLite file; NULL for anything else. */
+static char *journal_path(const char *target)
+{
+    if (!strncmp(target, "postgres:", 9))
+        return NULL;
+    if (!strncmp(target, "sqlite:", 7))
+        target += 7;
+    if (!*target || !strcmp(target, ":memory:") || !strncmp(target, "file:", 5))
+        return NULL;
+    size_t n = strlen(target);
+    char *p = malloc(n + sizeof ".audit-journal");
+    if (p) {
+        memcpy(p, target, n);
+        memcpy(p + n, ".audit-journal", sizeof ".audit-journal");
+    }
+    return p;
 }
 
 ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
@@ -112,8 +150,43 @@ ehr_status ehr_repo_open(const char *store_target, ehr_repo **out, ehr_err *err)
     pthread_mutex_init(&r->flush_lock, NULL);
     pthread_cond_init(&r->flush_cond, NULL);
     r->have_flusher = pthread_create(&r->flusher, NULL, flusher, r) == 0;
+    /* records a previous run left in the audit journal go into the chain
+       before anything else happens (unless a running server owns them) */
+    r->aj_path = journal_path(store_target);
+    struct repo_aj *aj = NULL;
+    if (r->aj_path && (st = repo_aj_open(r, r->aj_path, false, &aj, err)) != EHR_OK &&
+        st != EHR_EBUSY) {
+        ehr_repo_free(&r);
+        return st;
+    }
+    repo_aj_free(&aj);
     *out = r;
     return EHR_OK;
+}
+
+ehr_status ehr_repo_audit_journal(ehr_repo *r, int sync_ms, ehr_err *err)
+{
+    if (!r->aj_path || r->aj)
+        return EHR_OK;
+    if (sync_ms < 1)
+        sync_ms = 1;
+    struct repo_aj *aj = NULL;
+    ehr_status st = repo_aj_open(r, r->aj_path, true, &aj, err);
+    if (st)
+        return st;
+    pthread_mutex_lock(&r->flush_lock);
+    r->aj_ms = sync_ms;
+    r->aj = aj;
+    pthread_cond_signal(&r->flush_cond);
+    pthread_mutex_unlock(&r->flush_lock);
+    return EHR_OK;
+}
+
+ehr_status ehr_repo_audit_sync(ehr_repo *r, ehr_err *err)
+{
+    if (r->aj)
+        return repo_aj_apply(r, r->aj, false, err);
+    return r->aj_path ? repo_aj_follow(r, r->aj_path, err) : EHR_OK;
 }
 
 void ehr_repo_free(ehr_repo **rp)
@@ -128,6 +201,17 @@ void ehr_repo_free(ehr_repo **rp)
         pthread_mutex_unlock(&r->flush_lock);
         pthread_join(r->flusher, NULL);
     }
+    if (r->aj) {
+        /* the last records into the chain, on disk */
+        ehr_err err = {{0}};
+        if (repo_aj_apply(r, r->aj, true, &err))
+            ehr_log(EHR_LOG_ERROR,
+                    "repo: applying the audit journal failed; it is applied at the next start: "
+                    "%s",
+                    err.msg);
+        repo_aj_free(&r->aj);
+    }
+    free(r->aj_path);
     pthread_mutex_destroy(&r->flush_lock);
     pthread_cond_destroy(&r->flush_cond);
     for (size_t i = 0; i < r->n_conns; i++)
@@ -496,6 +580,13 @@ static ehr_status run_job(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_co
     return job.st;
 }
 
+ehr_status repo_run_job(ehr_repo *r,
+                        ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *, ehr_err *),
+                        void *arg, bool log_only, ehr_err *err)
+{
+    return run_job(r, fn, arg, log_only, err);
+}
+
 static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
                                                           ehr_err *),
                             void *arg, ehr_err *err)
@@ -526,7 +617,11 @@ ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err)
     if (!s)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     struct audit_job j = {.event = s, .len = strlen(s), .when = next_time(r)};
-    ehr_status st = run_job(r, do_audit, &j, true, err);
+    ehr_status st;
+    /* the journal: one append, no wait for the writer (auditj.c); an event
+       too large for it goes the slow way */
+    if (!r->aj || (st = repo_aj_append(r->aj, j.when, j.event, j.len, err)) == EHR_ELIMIT)
+        st = run_job(r, do_audit, &j, true, err);
     free(s);
     if (st)
         ehr_log(EHR_LOG_ERROR, "audit: a record could not be appended: %s", ehr_status_str(st));
@@ -1172,8 +1267,8 @@ ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err)
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err)
 {
     ehr_store_conn *c = NULL;
-    ehr_status st = conn_get(r, &c, err);
-    if (st || (st = EHR_STORE_CALL(c, begin, false, err)))
+    ehr_status st = ehr_repo_audit_sync(r, err);
+    if (st || (st = conn_get(r, &c, err)) || (st = EHR_STORE_CALL(c, begin, false, err)))
         return st;
     st = EHR_STORE_CALL(c, audit_verify, n_records, bad_seq, err);
     return finish(c, st, err);

@@ -207,6 +207,37 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
                            ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
 
 /*
+ * Patient $everything (FHIR R4 patient-operation-everything): the current
+ * resources in the patient's compartment (the Patient itself included),
+ * from the compartment table. ENOTFOUND when the caller may not read the
+ * Patient (as for a missing one). types limits to those types (results in
+ * that order); since keeps resources changed at or after it; offset and
+ * count page (count 0: only the total). The rows go to cb inside one read
+ * transaction, so total and page agree. Audited as one "everything" event.
+ */
+typedef struct ehr_repo_everything_q {
+    const char *patient;        /* Patient id */
+    size_t n_types;
+    const char *const *types;   /* _type, or none */
+    int64_t since;              /* _since in microseconds, 0: none */
+    size_t offset, count;
+} ehr_repo_everything_q;
+
+ehr_status ehr_repo_everything(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_repo_everything_q *q,
+                               ehr_store_row_cb cb, void *cb_ctx, size_t *total, ehr_err *err);
+
+/*
+ * Bulk export: the current resources q selects, in storage-key order, to
+ * cb (the stored bytes, unparsed), within what the caller may search
+ * (q->access is replaced by the caller's limits). Streams inside one read
+ * transaction: memory stays flat. *last_key (may be NULL) follows the
+ * rows, so that a job can resume with q->after_key. Audited as one
+ * "export" event with the number of resources.
+ */
+ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_scan_q *q,
+                           ehr_store_row_cb cb, void *cb_ctx, int64_t *last_key, ehr_err *err);
+
+/*
  * Record an event that is not a FHIR interaction (login, token grant,
  * break-glass, user changes: JSON object; "user", "from", "app" are filled
  * from ctx when absent) and return once it is durable (audit.h).
@@ -220,7 +251,33 @@ ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, e
  */
 ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err);
 
-/* Verify the audit chain (see store.h audit_verify). */
+/*
+ * Turn on the audit journal (src/audit/journal.h) for this process: from
+ * now on the audit records of reads, searches, history, denials and
+ * non-FHIR events are appended to DB.audit-journal beside the database
+ * before the caller goes on, and a background thread applies them into the
+ * hash-chained audit table every sync_ms milliseconds (auditj.c). Writes
+ * keep their record in their own transaction. The journal is fdatasynced
+ * at each period: a power cut loses at most the last period's read records
+ * (docs/security.md). Only for a local SQLite database (otherwise nothing
+ * changes); EBUSY when another process owns the journal. Call before the
+ * threads that use the repository start.
+ *
+ * ehr_repo_open itself applies whatever a previous run left in the
+ * journal (a crash), unless a running server owns it.
+ */
+ehr_status ehr_repo_audit_journal(ehr_repo *r, int sync_ms, ehr_err *err);
+
+/*
+ * Apply every audit record journaled so far into the chain, so that what
+ * follows reads a complete log: the AuditEvent view, `ehr audit`, verify.
+ * In a process that does not own the journal (an `ehr audit` command while
+ * the server runs), applies the server's journal the same way (safe: each
+ * record goes in once).
+ */
+ehr_status ehr_repo_audit_sync(ehr_repo *r, ehr_err *err);
+
+/* Verify the audit chain (see store.h audit_verify), after ehr_repo_audit_sync. */
 ehr_status ehr_repo_audit_verify(ehr_repo *r, int64_t *n_records, int64_t *bad_seq, ehr_err *err);
 
 /* Parse an ETag or If-Match value (W/"3", "3" or 3) into a version; 0 when malformed. */

@@ -71,8 +71,35 @@ ehr_status repo_audit_in(ehr_store_conn *c, const ehr_repo_ctx *ctx, const struc
 /* Through the group commit of writes (repo.c); returns once durable. */
 ehr_status repo_audit_now(ehr_repo *r, const ehr_repo_ctx *ctx, const struct repo_event *ev,
                           ehr_err *err);
-/* Append one event (a JSON object) through the group commit. */
+/* Append one event (a JSON object): to the audit journal when it is on,
+   else through the group commit. */
 ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err);
+
+/* Run fn(arg) as a job of the group commit (repo.c run_job); log_only: it
+   appends audit records and nothing else (committed without an fsync). */
+ehr_status repo_run_job(ehr_repo *r,
+                        ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *, ehr_err *),
+                        void *arg, bool log_only, ehr_err *err);
+
+/*
+ * The audit journal (auditj.c). repo_aj_open opens and locks path (create:
+ * also when there is none; otherwise *out stays NULL then), applies what a
+ * previous run left and starts a new generation; EBUSY when another
+ * process owns it. append: one record, before answering. apply: every
+ * record appended so far into the chain (durable: the last commit with an
+ * fsync). tick: the periodic work (fdatasync, apply, rotate when large).
+ * follow: apply a journal this process does not own (before reading the
+ * log while a server runs).
+ */
+struct repo_aj;
+ehr_status repo_aj_open(ehr_repo *r, const char *path, bool create, struct repo_aj **out,
+                        ehr_err *err);
+void repo_aj_free(struct repo_aj **aj);
+ehr_status repo_aj_append(struct repo_aj *aj, int64_t when, const char *event, size_t len,
+                          ehr_err *err);
+ehr_status repo_aj_apply(ehr_repo *r, struct repo_aj *aj, bool durable, ehr_err *err);
+ehr_status repo_aj_tick(ehr_repo *r, struct repo_aj *aj, ehr_err *err);
+ehr_status repo_aj_follow(ehr_repo *r, const char *path, ehr_err *err);
 
 /*
  * -- the interactions' parts, for units of work of several writes (tx.c) --

@@ -5,6 +5,7 @@
 
 #include "core/json.h"
 #include "core/util.h"
+#include "search/search.h"
 
 void rest_bundle_open(struct rest_bundle *bb, struct rctx *x, const char *type, long long total)
 {
@@ -50,7 +51,13 @@ ehr_status rest_bundle_row(void *ctx, const ehr_store_rec *rec)
     rest_full_url(bb->x, &bb->b, rec->type, rec->id);
     if (!rec->deleted && rec->content) {
         ehr_buf_puts(&bb->b, ",\"resource\":");
-        ehr_buf_append(&bb->b, rec->content, rec->content_len);
+        if (bb->subset && !rec->included) {
+            ehr_status st = ehr_search_subset(bb->subset, rec->content, rec->content_len, &bb->b);
+            if (st)
+                return st;
+        } else {
+            ehr_buf_append(&bb->b, rec->content, rec->content_len);
+        }
     }
     if (bb->history) {
         const char *m = rec->method ? rec->method : "PUT";
@@ -66,10 +73,13 @@ ehr_status rest_bundle_row(void *ctx, const ehr_store_rec *rec)
         ehr_buf_printf(&bb->b,
                        "\"},\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
                        "\"lastModified\":\"%s\"}",
-                       rec->deleted ? "204 No Content" : post ? "201 Created" : "200 OK",
+                       rec->deleted ? "204 No Content"
+                       : post       ? "201 Created"
+                                    : "200 OK",
                        (long long)rec->version, lu);
     } else {
-        ehr_buf_puts(&bb->b, ",\"search\":{\"mode\":\"match\"}");
+        ehr_buf_puts(&bb->b, rec->included ? ",\"search\":{\"mode\":\"include\"}"
+                                           : ",\"search\":{\"mode\":\"match\"}");
     }
     ehr_buf_putc(&bb->b, '}');
     return bb->b.data ? EHR_OK : EHR_ENOMEM;

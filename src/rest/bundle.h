@@ -12,7 +12,8 @@ struct rest_bundle {
     struct rctx *x;
     ehr_buf b;
     size_t n_entries;
-    bool history; /* entries get request/response */
+    bool history;                    /* entries get request/response */
+    const struct ehr_search *subset; /* search: _summary/_elements to apply, or NULL */
 };
 
 /* Open a Bundle of type ("searchset", "history"); total < 0 means none. */

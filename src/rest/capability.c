@@ -72,6 +72,9 @@ static void build(void)
     json_object_set_new(rest, "interaction",
                         json_pack("[{s:s},{s:s},{s:s}]", "code", "history-system", "code",
                                   "transaction", "code", "batch"));
+    /* GET /Patient/ID/TYPE (rest.c) */
+    json_object_set_new(rest, "compartment",
+                        json_pack("[s]", "http://hl7.org/fhir/CompartmentDefinition/patient"));
     /* SMART App Launch: the endpoints are in /.well-known/smart-configuration */
     json_object_set_new(
         rest, "security",

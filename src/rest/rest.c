@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "core/util.h"
+#include "fhir/compartment.h"
 #include "fhir/model.h"
 #include "fhir/xml.h"
 #include "rest/rest_int.h"
@@ -20,22 +21,36 @@
 int rest_http_status(ehr_status st)
 {
     switch (st) {
-    case EHR_OK: return 200;
-    case EHR_EINVAL: return 400;
-    case EHR_ENOTFOUND: return 404;
-    case EHR_EGONE: return 410;
-    case EHR_ECONFLICT: return 412;
-    case EHR_EMULTIPLE: return 412;
-    case EHR_EPRECONDITION: return 422;
-    case EHR_EUNPROCESSABLE: return 422;
-    case EHR_ELIMIT: return 413;
-    case EHR_EFORBIDDEN: return 403;
-    case EHR_EBUSY: return 503;
-    case EHR_EUNSUPPORTED: return 501;
-    case EHR_EEXISTS: return 409;
+    case EHR_OK:
+        return 200;
+    case EHR_EINVAL:
+        return 400;
+    case EHR_ENOTFOUND:
+        return 404;
+    case EHR_EGONE:
+        return 410;
+    case EHR_ECONFLICT:
+        return 412;
+    case EHR_EMULTIPLE:
+        return 412;
+    case EHR_EPRECONDITION:
+        return 422;
+    case EHR_EUNPROCESSABLE:
+        return 422;
+    case EHR_ELIMIT:
+        return 413;
+    case EHR_EFORBIDDEN:
+        return 403;
+    case EHR_EBUSY:
+        return 503;
+    case EHR_EUNSUPPORTED:
+        return 501;
+    case EHR_EEXISTS:
+        return 409;
     case EHR_ENOMEM:
     case EHR_EIO:
-    case EHR_EINTERNAL: return 500;
+    case EHR_EINTERNAL:
+        return 500;
     }
     return 500;
 }
@@ -43,20 +58,32 @@ int rest_http_status(ehr_status st)
 static const char *issue_code(ehr_status st)
 {
     switch (st) {
-    case EHR_ENOTFOUND: return "not-found";
-    case EHR_EGONE: return "deleted";
-    case EHR_ECONFLICT: return "conflict";
-    case EHR_EMULTIPLE: return "multiple-matches";
-    case EHR_ELIMIT: return "too-costly";
-    case EHR_EFORBIDDEN: return "forbidden";
-    case EHR_EBUSY: return "transient";
-    case EHR_EUNSUPPORTED: return "not-supported";
-    case EHR_EPRECONDITION: return "conflict";
-    case EHR_EUNPROCESSABLE: return "business-rule";
+    case EHR_ENOTFOUND:
+        return "not-found";
+    case EHR_EGONE:
+        return "deleted";
+    case EHR_ECONFLICT:
+        return "conflict";
+    case EHR_EMULTIPLE:
+        return "multiple-matches";
+    case EHR_ELIMIT:
+        return "too-costly";
+    case EHR_EFORBIDDEN:
+        return "forbidden";
+    case EHR_EBUSY:
+        return "transient";
+    case EHR_EUNSUPPORTED:
+        return "not-supported";
+    case EHR_EPRECONDITION:
+        return "conflict";
+    case EHR_EUNPROCESSABLE:
+        return "business-rule";
     case EHR_ENOMEM:
     case EHR_EIO:
-    case EHR_EINTERNAL: return "exception";
-    default: return "invalid";
+    case EHR_EINTERNAL:
+        return "exception";
+    default:
+        return "invalid";
     }
 }
 
@@ -260,11 +287,9 @@ json_t *rest_read_resource(struct rctx *x)
         j = ehr_fhir_xml_to_json(x->req->body, x->req->body_len, &issues, &err);
         if (!j) {
             if (issues.n)
-                rest_send_json(x, 400,
-                               ehr_fhir_outcome_new(&issues));
+                rest_send_json(x, 400, ehr_fhir_outcome_new(&issues));
             else
-                rest_fail(x, 400, "structure", NULL, "the body is not valid FHIR XML: %s",
-                          err.msg);
+                rest_fail(x, 400, "structure", NULL, "the body is not valid FHIR XML: %s", err.msg);
         }
         ehr_fhir_issues_free(&issues);
         return j;
@@ -290,8 +315,8 @@ static bool valid_id(const char *s)
 static void not_allowed(struct rctx *x, const char *allow)
 {
     ehr_http_set_header(x->req, x->res, "Allow", allow);
-    rest_fail(x, 405, "not-supported", NULL, "%s is not allowed here; allowed: %s",
-              x->req->method, allow);
+    rest_fail(x, 405, "not-supported", NULL, "%s is not allowed here; allowed: %s", x->req->method,
+              allow);
 }
 
 static const char *base_url(struct rctx *x)
@@ -316,6 +341,17 @@ static bool is_method(struct rctx *x, const char *m)
     if (!strcmp(m, "GET") && !strcmp(x->req->method, "HEAD"))
         return true;
     return strcmp(x->req->method, m) == 0;
+}
+
+/* Is type one of the Patient compartment's (or Patient itself)? */
+static bool in_patient_compartment(const char *type)
+{
+    if (!strcmp(type, "Patient"))
+        return true;
+    for (size_t i = 0; i < ehr_fhir_patient_compartment_n; i++)
+        if (!strcmp(ehr_fhir_patient_compartment[i].type, type))
+            return true;
+    return false;
 }
 
 static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res)
@@ -361,11 +397,17 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
         rest_fail(&x, 404, "not-found", NULL, "no FHIR interaction has this URL");
         return EHR_HTTP_HANDLED;
     }
-    if (x.n_seg == 0) {
-        if (is_method(&x, "POST"))
+    if (x.n_seg == 0 || (x.n_seg == 1 && !strcmp(x.seg[0], "_search"))) {
+        if (x.n_seg == 0 && is_method(&x, "GET"))
+            rest_search_in(&x, NULL, NULL); /* system search */
+        else if (x.n_seg == 1 && is_method(&x, "POST"))
+            rest_search_in(&x, NULL, NULL);
+        else if (x.n_seg == 0 && is_method(&x, "POST"))
             rest_transaction(&x);
-        else
+        else if (x.n_seg == 1)
             not_allowed(&x, "POST");
+        else
+            not_allowed(&x, "GET, POST");
         return EHR_HTTP_HANDLED;
     }
     const char *first = x.seg[0];
@@ -445,6 +487,31 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             rest_delete(&x, first, second);
         else
             not_allowed(&x, "GET, PUT, PATCH, DELETE");
+        return EHR_HTTP_HANDLED;
+    }
+    if (x.n_seg == 3 && !strcmp(first, "Patient") && !strcmp(x.seg[2], "$everything")) {
+        if (is_method(&x, "GET"))
+            rest_everything(&x, second);
+        else
+            not_allowed(&x, "GET");
+        return EHR_HTTP_HANDLED;
+    }
+    if (strcmp(x.seg[2], "_history") != 0 && x.n_seg == 3 && !strcmp(first, "Patient") &&
+        x.seg[2][0] != '$' && x.seg[2][0] != '_') {
+        /* compartment search: GET /Patient/ID/TYPE */
+        const ehr_fhir_type *ct = ehr_fhir_resource_type(x.seg[2]);
+        if (!ct || ct->is_abstract)
+            rest_fail(&x, 404, "not-supported", NULL,
+                      "'%s' is not a FHIR R4 resource type (names are case-sensitive)", x.seg[2]);
+        else if (!in_patient_compartment(x.seg[2]))
+            rest_fail(&x, 400, "not-supported", NULL,
+                      "%s is not in the Patient compartment (FHIR R4 CompartmentDefinition "
+                      "patient)",
+                      x.seg[2]);
+        else if (is_method(&x, "GET"))
+            rest_search_in(&x, x.seg[2], second);
+        else
+            not_allowed(&x, "GET");
         return EHR_HTTP_HANDLED;
     }
     if (strcmp(x.seg[2], "_history") != 0) {

@@ -24,7 +24,7 @@ struct rctx {
     ehr_http_response *res;
     rest_format fmt;
     bool pretty;
-    const char *base;   /* "http://host/fhir" */
+    const char *base; /* "http://host/fhir" */
     ehr_repo_ctx who;
     /* path segments after /fhir */
     size_t n_seg;
@@ -62,9 +62,13 @@ void rest_patch(struct rctx *x, const char *type, const char *id);
 void rest_delete(struct rctx *x, const char *type, const char *id);
 void rest_history(struct rctx *x, const char *type, const char *id);
 void rest_search(struct rctx *x, const char *type);
+/* Search type (NULL: every type) in Patient patient's compartment (NULL: everywhere). */
+void rest_search_in(struct rctx *x, const char *type, const char *patient);
 void rest_capabilities(struct rctx *x);
 /* POST /fhir: a batch or transaction Bundle (transaction.c). */
 void rest_transaction(struct rctx *x);
+/* GET /fhir/Patient/ID/$everything (everything.c). */
+void rest_everything(struct rctx *x, const char *id);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */
 void rest_full_url(struct rctx *x, ehr_buf *b, const char *type, const char *id);

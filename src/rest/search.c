@@ -1,4 +1,13 @@
-/* search.c - search by GET or POST _search (FHIR R4 3.1.0.9, search.html). */
+/*
+ * search.c - search by GET or POST _search at the type level, the system
+ * level (GET /fhir?_type=...) and in a Patient's compartment
+ * (GET /fhir/Patient/ID/Type?...) (FHIR R4 3.1.0.9, search.html).
+ *
+ * Paging: in the default order, next/previous links carry a cursor (the
+ * position of the last/first entry: _after/_before), so walking them
+ * returns every match once even while resources are created or deleted;
+ * with _sort, links carry _offset.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +20,25 @@ static bool strict_handling(struct rctx *x)
     return p && strstr(p, "handling=strict");
 }
 
-void rest_search(struct rctx *x, const char *type)
+/* The page's rows: keeps the first and last position of the matches. */
+struct page {
+    struct rest_bundle *bb;
+    int64_t first, last;
+    size_t n;
+};
+
+static ehr_status page_row(void *ctx, const ehr_store_rec *rec)
+{
+    struct page *pg = ctx;
+    if (!rec->included) {
+        if (!pg->n++)
+            pg->first = rec->key;
+        pg->last = rec->key;
+    }
+    return rest_bundle_row(pg->bb, rec);
+}
+
+void rest_search_in(struct rctx *x, const char *type, const char *patient)
 {
     ehr_arena *a = x->req->arena;
     /* GET: the query; POST _search: the form body and the query together */
@@ -26,7 +53,7 @@ void rest_search(struct rctx *x, const char *type)
         }
         struct ehr_search_param *bp;
         size_t bn;
-        if (ehr_search_split_query(x->req->body, a, &bp, &bn)) {
+        if (ehr_search_split_query(x->req->body ? x->req->body : "", a, &bp, &bn)) {
             rest_fail(x, 500, "exception", NULL, "out of memory");
             return;
         }
@@ -51,6 +78,7 @@ void rest_search(struct rctx *x, const char *type)
         ehr_fhir_issues_free(&issues);
         return;
     }
+    s.q.compartment_patient = patient;
     size_t total = 0;
     ehr_err err = {{0}};
     struct rest_bundle bb;
@@ -66,40 +94,82 @@ void rest_search(struct rctx *x, const char *type)
         ehr_fhir_issues_free(&issues);
         return;
     }
+    size_t count = s.summary_count ? 0 : s.q.count;
+    /* the page goes into its own buffer first: the links depend on it */
+    struct rest_bundle eb;
+    rest_bundle_open(&eb, x, "searchset", -1);
+    size_t head = eb.b.len;
+    rest_bundle_entries(&eb);
+    eb.subset = &s;
+    struct page pg = {.bb = &eb};
+    bool more = false;
+    if (count > 0) {
+        ehr_search pq = s;
+        pq.total_none = true;
+        pq.q.more = &more;
+        st = ehr_repo_search(x->rest->repo, &x->who, &pq, page_row, &pg, NULL, &err);
+    }
+    if (st) {
+        rest_fail_status(x, st, &err, NULL);
+        rest_bundle_free(&eb);
+        ehr_search_done(&s);
+        ehr_fhir_issues_free(&issues);
+        return;
+    }
     rest_bundle_open(&bb, x, "searchset", s.total_none ? -1 : (long long)total);
     ehr_buf url = EHR_BUF_INIT;
-    ehr_buf_printf(&url, "%s/%s?", x->base, type);
+    if (patient)
+        ehr_buf_printf(&url, "%s/Patient/%s/%s?", x->base, patient, type);
+    else if (type)
+        ehr_buf_printf(&url, "%s/%s?", x->base, type);
+    else
+        ehr_buf_printf(&url, "%s?", x->base);
     if (s.self.len)
         ehr_buf_printf(&url, "%s&", s.self.data);
     size_t base_len = url.len;
-    size_t count = s.summary_count ? 0 : s.q.count;
-    ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count, s.q.offset);
+    bool cursor = s.q.n_sort == 0 && s.q.offset == 0;
+    if (cursor && s.q.after)
+        ehr_buf_printf(&url, "_count=%zu&_after=%lld", count, (long long)s.q.after);
+    else if (cursor && s.q.before)
+        ehr_buf_printf(&url, "_count=%zu&_before=%lld", count, (long long)s.q.before);
+    else
+        ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count, s.q.offset);
     rest_bundle_link(&bb, "self", url.data);
-    if (count > 0 && (s.total_none || s.q.offset + count < total)) {
+    if (count > 0 && more) {
         url.len = base_len;
-        ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count, s.q.offset + count);
+        if (cursor)
+            ehr_buf_printf(&url, "_count=%zu&_after=%lld", count, (long long)pg.last);
+        else
+            ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count, s.q.offset + count);
         rest_bundle_link(&bb, "next", url.data);
     }
-    if (count > 0 && s.q.offset > 0) {
+    if (count > 0 && (cursor ? (s.q.after || s.q.before) && pg.n : s.q.offset > 0)) {
         url.len = base_len;
-        ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count,
-                       s.q.offset > count ? s.q.offset - count : 0);
+        if (cursor)
+            ehr_buf_printf(&url, "_count=%zu&_before=%lld", count, (long long)pg.first);
+        else
+            ehr_buf_printf(&url, "_count=%zu&_offset=%zu", count,
+                           s.q.offset > count ? s.q.offset - count : 0);
         rest_bundle_link(&bb, "previous", url.data);
     }
     ehr_buf_free(&url);
     rest_bundle_entries(&bb);
-    if (count > 0) {
-        ehr_search pq = s;
-        pq.total_none = true;
-        st = ehr_repo_search(x->rest->repo, &x->who, &pq, rest_bundle_row, &bb, NULL, &err);
+    /* the entries as written into eb (after its head and "]") */
+    size_t from = head + 1;
+    if (eb.n_entries) {
+        ehr_buf_append(&bb.b, eb.b.data + from, eb.b.len - from);
+        bb.n_entries = eb.n_entries;
     }
-    if (!st && issues.n)
+    if (issues.n)
         rest_bundle_outcome(&bb, &issues);
-    if (st)
-        rest_fail_status(x, st, &err, NULL);
-    else
-        rest_bundle_send(&bb);
+    rest_bundle_send(&bb);
     rest_bundle_free(&bb);
+    rest_bundle_free(&eb);
     ehr_search_done(&s);
     ehr_fhir_issues_free(&issues);
+}
+
+void rest_search(struct rctx *x, const char *type)
+{
+    rest_search_in(x, type, NULL);
 }

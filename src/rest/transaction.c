@@ -6,6 +6,8 @@
  * OperationOutcome locating it (Bundle.entry[3].resource.birthDate);
  * nothing is stored. A batch answers 200 with a batch-response in which
  * each entry has its own status (and OperationOutcome when it failed).
+ * A PUT entry whose content equals the current version writes nothing and
+ * answers 200 with that version, so a loader may re-send a Bundle.
  */
 #include <string.h>
 
@@ -20,6 +22,8 @@ void rest_transaction(struct rctx *x)
     ehr_repo_tx_opts o = {
         .max_entries = x->rest->cfg.max_bundle_entries,
         .representation = prefer && strstr(prefer, "return=representation"),
+        /* re-sending the same Bundle (a loader's retry) makes no new versions */
+        .skip_unchanged = true,
         .base = x->base,
     };
     json_t *resp = NULL;

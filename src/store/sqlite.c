@@ -63,8 +63,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT part",
     [ST_RELEASE] = "RELEASE part",
     [ST_ROLLBACK_TO] = "ROLLBACK TO part",
-    [ST_CURRENT] = "SELECT r.version, r.last_updated, r.deleted, r.method, r.content "
-                   "FROM current c JOIN resource r ON r.rid = c.rid WHERE c.type = ?1 AND c.id = ?2",
+    [ST_CURRENT] =
+        "SELECT r.version, r.last_updated, r.deleted, r.method, r.content "
+        "FROM current c JOIN resource r ON r.rid = c.rid WHERE c.type = ?1 AND c.id = ?2",
     [ST_VERSION] = "SELECT version, last_updated, deleted, method, content FROM resource "
                    "WHERE type = ?1 AND id = ?2 AND version = ?3",
     [ST_INSERT_RESOURCE] = "INSERT INTO resource(type, id, version, last_updated, deleted, method, "
@@ -82,19 +83,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DEL_NUMBER] = "DELETE FROM idx_number WHERE key = ?1",
     [ST_DEL_URI] = "DELETE FROM idx_uri WHERE key = ?1",
     [ST_DEL_COMPARTMENT] = "DELETE FROM compartment WHERE key = ?1",
-    [ST_INS_STRING] = "INSERT INTO idx_string(key, type, param, norm, exact) VALUES (?1,?2,?3,?4,?5)",
-    [ST_INS_TOKEN] =
-        "INSERT INTO idx_token(key, type, param, system, code, text) VALUES (?1,?2,?3,?4,?5,?6)",
-    [ST_INS_DATE] = "INSERT INTO idx_date(key, type, param, lo, hi) VALUES (?1,?2,?3,?4,?5)",
-    [ST_INS_REFERENCE] = "INSERT INTO idx_reference(key, type, param, target_type, target_id, url) "
-                         "VALUES (?1,?2,?3,?4,?5,?6)",
-    [ST_INS_QUANTITY] =
-        "INSERT INTO idx_quantity(key, type, param, value, system, code) VALUES (?1,?2,?3,?4,?5,?6)",
-    [ST_INS_NUMBER] = "INSERT INTO idx_number(key, type, param, value) VALUES (?1,?2,?3,?4)",
-    [ST_INS_URI] = "INSERT INTO idx_uri(key, type, param, uri) VALUES (?1,?2,?3,?4)",
+    [ST_INS_STRING] =
+        "INSERT INTO idx_string(key, type, param, norm, exact, grp) VALUES (?1,?2,?3,?4,?5,?9)",
+    [ST_INS_TOKEN] = "INSERT INTO idx_token(key, type, param, system, code, text, grp) "
+                     "VALUES (?1,?2,?3,?4,?5,?6,?9)",
+    [ST_INS_DATE] =
+        "INSERT INTO idx_date(key, type, param, lo, hi, grp) VALUES (?1,?2,?3,?4,?5,?9)",
+    [ST_INS_REFERENCE] =
+        "INSERT INTO idx_reference(key, type, param, target_type, target_id, url, grp) "
+        "VALUES (?1,?2,?3,?4,?5,?6,?9)",
+    [ST_INS_QUANTITY] = "INSERT INTO idx_quantity(key, type, param, value, system, code, grp) "
+                        "VALUES (?1,?2,?3,?4,?5,?6,?9)",
+    [ST_INS_NUMBER] =
+        "INSERT INTO idx_number(key, type, param, value, grp) VALUES (?1,?2,?3,?4,?9)",
+    [ST_INS_URI] = "INSERT INTO idx_uri(key, type, param, uri, grp) VALUES (?1,?2,?3,?4,?9)",
     [ST_INS_COMPARTMENT] = "INSERT OR IGNORE INTO compartment(patient, key) VALUES (?1, ?2)",
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-    [ST_AUDIT_INSERT] = "INSERT INTO audit(seq, time, prev_hash, hash, event) VALUES (?1,?2,?3,?4,?5)",
+    [ST_AUDIT_INSERT] =
+        "INSERT INTO audit(seq, time, prev_hash, hash, event) VALUES (?1,?2,?3,?4,?5)",
 };
 
 struct sqlite_conn {
@@ -177,6 +183,40 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key)) WITHOUT ROWID;"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3: search (src/store/sqlite_search.c). Composite items (grp), probes
+       by (key, param), :text on token display text. Index rows written
+       before this version hold identifiers only: run `ehr reindex`. */
+    "ALTER TABLE idx_string ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_token ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_date ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_reference ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_quantity ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_number ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX idx_string_k; CREATE INDEX idx_string_k ON idx_string(key, param);"
+    "DROP INDEX idx_token_k; CREATE INDEX idx_token_k ON idx_token(key, param);"
+    "DROP INDEX idx_date_k; CREATE INDEX idx_date_k ON idx_date(key, param);"
+    "DROP INDEX idx_reference_k; CREATE INDEX idx_reference_k ON idx_reference(key, param);"
+    "DROP INDEX idx_quantity_k; CREATE INDEX idx_quantity_k ON idx_quantity(key, param);"
+    "DROP INDEX idx_number_k; CREATE INDEX idx_number_k ON idx_number(key, param);"
+    "DROP INDEX idx_uri_k; CREATE INDEX idx_uri_k ON idx_uri(key, param);"
+    "CREATE INDEX idx_token_text ON idx_token(type, param, text);"
+    "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);",
+    /* 4: HL7 v2 messages, raw, in and out (src/store/sqlite_hl7.c) */
+    "CREATE TABLE hl7_message(id INTEGER PRIMARY KEY, direction TEXT NOT NULL,"
+    "  peer TEXT NOT NULL, control_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  status TEXT NOT NULL, ack_code TEXT, outcome TEXT,"
+    "  received INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  raw BLOB NOT NULL, ack BLOB, dedup TEXT UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
+    /* 5: placeholder for bulk export jobs (its owner replaces it) */
+    "SELECT 1;",
+    /* 6: the audit journal (src/audit/journal.h): how far its records have
+       been applied into the audit table, as (generation, offset); one row */
+    "CREATE TABLE audit_journal(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL, applied INTEGER NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -240,7 +280,8 @@ static ehr_status migrate(sqlite3 *db, const char *path, ehr_err *err)
 static ehr_status s_open(const char *target, ehr_store **out, ehr_err *err)
 {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(target, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(target, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         ehr_status st = ehr_err_set(err, EHR_EIO, "cannot open database %s: %s", target,
                                     db ? sqlite3_errmsg(db) : "out of memory");
@@ -420,8 +461,8 @@ static ehr_status s_current(ehr_store_conn *base, const char *type, const char *
     return lookup(c, st, rec, content, err);
 }
 
-static ehr_status s_version(ehr_store_conn *base, const char *type, const char *id,
-                            int64_t version, ehr_store_rec *rec, ehr_buf *content, ehr_err *err)
+static ehr_status s_version(ehr_store_conn *base, const char *type, const char *id, int64_t version,
+                            ehr_store_rec *rec, ehr_buf *content, ehr_err *err)
 {
     struct sqlite_conn *c = (struct sqlite_conn *)base;
     sqlite3_stmt *st = c->stmts[ST_VERSION];
@@ -437,15 +478,16 @@ static ehr_status put_value(struct sqlite_conn *c, sqlite3_int64 key, const char
                             const struct ehr_store_value *v, ehr_err *err)
 {
     static const enum stmt_id ins[] = {
-        [EHR_IDX_STRING] = ST_INS_STRING,       [EHR_IDX_TOKEN] = ST_INS_TOKEN,
-        [EHR_IDX_DATE] = ST_INS_DATE,           [EHR_IDX_REFERENCE] = ST_INS_REFERENCE,
-        [EHR_IDX_QUANTITY] = ST_INS_QUANTITY,   [EHR_IDX_NUMBER] = ST_INS_NUMBER,
+        [EHR_IDX_STRING] = ST_INS_STRING,     [EHR_IDX_TOKEN] = ST_INS_TOKEN,
+        [EHR_IDX_DATE] = ST_INS_DATE,         [EHR_IDX_REFERENCE] = ST_INS_REFERENCE,
+        [EHR_IDX_QUANTITY] = ST_INS_QUANTITY, [EHR_IDX_NUMBER] = ST_INS_NUMBER,
         [EHR_IDX_URI] = ST_INS_URI,
     };
     sqlite3_stmt *st = c->stmts[ins[v->kind]];
     sqlite3_bind_int64(st, 1, key);
     bind_text(st, 2, type);
     bind_text(st, 3, v->param);
+    sqlite3_bind_int(st, 9, v->grp);
     switch (v->kind) {
     case EHR_IDX_STRING:
         bind_text(st, 4, v->s1);
@@ -474,6 +516,33 @@ static ehr_status put_value(struct sqlite_conn *c, sqlite3_int64 key, const char
         break;
     }
     return run(c, st, err, "writing a search index row");
+}
+
+/* Replace (replace: delete first) the index rows and compartment of key. */
+static ehr_status write_index(struct sqlite_conn *c, sqlite3_int64 key, const char *type,
+                              const ehr_store_index *idx, bool replace, ehr_err *err)
+{
+    ehr_status res;
+    if (replace) {
+        for (int i = ST_DEL_STRING; i <= ST_DEL_COMPARTMENT; i++) {
+            sqlite3_bind_int64(c->stmts[i], 1, key);
+            if ((res = run(c, c->stmts[i], err, "replacing search index rows")))
+                return res;
+        }
+    }
+    if (!idx)
+        return EHR_OK;
+    for (size_t i = 0; i < idx->n_values; i++)
+        if ((res = put_value(c, key, type, &idx->values[i], err)))
+            return res;
+    for (size_t i = 0; i < idx->n_patients; i++) {
+        sqlite3_stmt *st = c->stmts[ST_INS_COMPARTMENT];
+        bind_text(st, 1, idx->patients[i]);
+        sqlite3_bind_int64(st, 2, key);
+        if ((res = run(c, st, err, "writing the patient compartment")))
+            return res;
+    }
+    return EHR_OK;
 }
 
 static ehr_status s_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
@@ -514,26 +583,40 @@ static ehr_status s_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
     if ((res = ehr_sqlite__version_compartment(&c->x, rid, rec, idx, err)))
         return res;
 
-    if (rec->version > 1) {
-        for (int i = ST_DEL_STRING; i <= ST_DEL_COMPARTMENT; i++) {
-            sqlite3_bind_int64(c->stmts[i], 1, key);
-            if ((res = run(c, c->stmts[i], err, "replacing search index rows")))
-                return res;
-        }
+    return write_index(c, key, rec->type, idx, rec->version > 1, err);
+}
+
+static ehr_status s_reindex(ehr_store_conn *base, const char *type, const char *id,
+                            const ehr_store_index *idx, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT key, rid, version, deleted FROM current WHERE type = ?1 "
+                                  "AND id = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(c->db, err, "reindexing");
+    bind_text(st, 1, type);
+    bind_text(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_int64 key = 0, rid = 0;
+    bool deleted = false;
+    int64_t version = 0;
+    if (rc == SQLITE_ROW) {
+        key = sqlite3_column_int64(st, 0);
+        rid = sqlite3_column_int64(st, 1);
+        version = sqlite3_column_int64(st, 2);
+        deleted = sqlite3_column_int(st, 3) != 0;
     }
-    if (!idx)
-        return EHR_OK;
-    for (size_t i = 0; i < idx->n_values; i++)
-        if ((res = put_value(c, key, rec->type, &idx->values[i], err)))
-            return res;
-    for (size_t i = 0; i < idx->n_patients; i++) {
-        st = c->stmts[ST_INS_COMPARTMENT];
-        bind_text(st, 1, idx->patients[i]);
-        sqlite3_bind_int64(st, 2, key);
-        if ((res = run(c, st, err, "writing the patient compartment")))
-            return res;
-    }
-    return EHR_OK;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return ehr_err_set(err, EHR_ENOTFOUND, "%s/%s does not exist", type, id);
+    if (rc != SQLITE_ROW)
+        return db_error(c->db, err, "reindexing");
+    ehr_store_rec rec = {.type = type, .id = id, .version = version};
+    ehr_status res;
+    if (!deleted && idx && (res = ehr_sqlite__version_compartment(&c->x, rid, &rec, idx, err)))
+        return res;
+    return write_index(c, key, type, deleted ? NULL : idx, true, err);
 }
 
 /* Call cb for each row of st: type, id, version, last_updated, deleted, method, content. */
@@ -592,16 +675,6 @@ static int dyn_int(struct dyn *d, int64_t v)
     d->binds[d->n].is_int = 1;
     d->binds[d->n].is_real = 0;
     d->binds[d->n].i = v;
-    return ++d->n;
-}
-
-static int dyn_real(struct dyn *d, double v)
-{
-    if (d->n >= 256)
-        return 0;
-    d->binds[d->n].is_int = 0;
-    d->binds[d->n].is_real = 1;
-    d->binds[d->n].d = v;
     return ++d->n;
 }
 
@@ -729,148 +802,6 @@ static ehr_status s_history(ehr_store_conn *base, const ehr_store_history_q *q, 
     return res;
 }
 
-static const char *const idx_table[] = {
-    [EHR_IDX_STRING] = "idx_string",       [EHR_IDX_TOKEN] = "idx_token",
-    [EHR_IDX_DATE] = "idx_date",           [EHR_IDX_REFERENCE] = "idx_reference",
-    [EHR_IDX_QUANTITY] = "idx_quantity",   [EHR_IDX_NUMBER] = "idx_number",
-    [EHR_IDX_URI] = "idx_uri",
-};
-
-/*
- * Range comparison (FHIR R4 search 3.1.1.4.x: prefixes), target range
- * [lo, hi] (columns) against the search range [qlo, qhi] (parameters).
- */
-static void range_sql(ehr_buf *w, const char *op, const char *lo, const char *hi, int qlo, int qhi)
-{
-    if (!op || !strcmp(op, "eq"))
-        ehr_buf_printf(w, "(%s >= ?%d AND %s <= ?%d)", lo, qlo, hi, qhi);
-    else if (!strcmp(op, "ne"))
-        ehr_buf_printf(w, "NOT (%s >= ?%d AND %s <= ?%d)", lo, qlo, hi, qhi);
-    else if (!strcmp(op, "gt"))
-        ehr_buf_printf(w, "(%s > ?%d)", hi, qhi);
-    else if (!strcmp(op, "lt"))
-        ehr_buf_printf(w, "(%s < ?%d)", lo, qlo);
-    else if (!strcmp(op, "ge"))
-        ehr_buf_printf(w, "(%s > ?%d OR (%s >= ?%d AND %s <= ?%d))", hi, qhi, lo, qlo, hi, qhi);
-    else if (!strcmp(op, "le"))
-        ehr_buf_printf(w, "(%s < ?%d OR (%s >= ?%d AND %s <= ?%d))", lo, qlo, lo, qlo, hi, qhi);
-    else if (!strcmp(op, "sa"))
-        ehr_buf_printf(w, "(%s > ?%d)", lo, qhi);
-    else if (!strcmp(op, "eb"))
-        ehr_buf_printf(w, "(%s < ?%d)", hi, qlo);
-    else /* ap: the ranges overlap */
-        ehr_buf_printf(w, "(%s <= ?%d AND %s >= ?%d)", lo, qhi, hi, qlo);
-}
-
-static void cond_sql(struct dyn *d, ehr_buf *w, const char *type, const struct ehr_store_cond *k)
-{
-    if (!strcmp(k->param, "_id")) {
-        ehr_buf_printf(w, "c.id = ?%d", dyn_text(d, k->s2 ? k->s2 : k->s1));
-        return;
-    }
-    if (!strcmp(k->param, "_lastUpdated")) {
-        int lo = dyn_int(d, k->lo), hi = dyn_int(d, k->hi);
-        range_sql(w, k->op, "c.last_updated", "c.last_updated", lo, hi);
-        return;
-    }
-    ehr_buf_printf(w, "c.key IN (SELECT key FROM %s WHERE ", idx_table[k->kind]);
-    if (type)
-        ehr_buf_printf(w, "type = ?%d AND ", dyn_text(d, type));
-    ehr_buf_printf(w, "param = ?%d", dyn_text(d, k->param));
-    switch (k->kind) {
-    case EHR_IDX_STRING:
-        if (k->match == EHR_MATCH_EQ)
-            ehr_buf_printf(w, " AND exact = ?%d", dyn_text(d, k->s2 ? k->s2 : k->s1));
-        else if (k->match == EHR_MATCH_CONTAINS)
-            ehr_buf_printf(w, " AND instr(norm, ?%d) > 0", dyn_text(d, k->s1));
-        else { /* prefix: a range on the index, then an exact check */
-            int p = dyn_text(d, k->s1);
-            ehr_buf_printf(w, " AND norm >= ?%d AND substr(norm, 1, length(?%d)) = ?%d", p, p, p);
-        }
-        break;
-    case EHR_IDX_TOKEN:
-        if (k->s2)
-            ehr_buf_printf(w, " AND code = ?%d", dyn_text(d, k->s2));
-        if (k->s1)
-            ehr_buf_printf(w, " AND system = ?%d", dyn_text(d, k->s1));
-        break;
-    case EHR_IDX_REFERENCE:
-        if (k->s2)
-            ehr_buf_printf(w, " AND target_id = ?%d", dyn_text(d, k->s2));
-        if (k->s1)
-            ehr_buf_printf(w, " AND target_type = ?%d", dyn_text(d, k->s1));
-        break;
-    case EHR_IDX_URI:
-        ehr_buf_printf(w, " AND uri = ?%d", dyn_text(d, k->s1));
-        break;
-    case EHR_IDX_DATE: {
-        int lo = dyn_int(d, k->lo), hi = dyn_int(d, k->hi);
-        ehr_buf_puts(w, " AND ");
-        range_sql(w, k->op, "lo", "hi", lo, hi);
-        break;
-    }
-    case EHR_IDX_NUMBER:
-    case EHR_IDX_QUANTITY: {
-        int lo = dyn_real(d, k->num_lo), hi = dyn_real(d, k->num_hi);
-        ehr_buf_puts(w, " AND ");
-        range_sql(w, k->op, "value", "value", lo, hi);
-        if (k->kind == EHR_IDX_QUANTITY && k->s2)
-            ehr_buf_printf(w, " AND code = ?%d", dyn_text(d, k->s2));
-        if (k->kind == EHR_IDX_QUANTITY && k->s1)
-            ehr_buf_printf(w, " AND system = ?%d", dyn_text(d, k->s1));
-        break;
-    }
-    }
-    ehr_buf_putc(w, ')');
-}
-
-static ehr_status s_search(ehr_store_conn *base, const ehr_store_query *q, ehr_store_row_cb cb,
-                           void *ctx, size_t *total, ehr_err *err)
-{
-    struct sqlite_conn *c = (struct sqlite_conn *)base;
-    struct dyn d = {.sql = EHR_BUF_INIT};
-    ehr_buf w = EHR_BUF_INIT;
-    ehr_buf_puts(&w, " WHERE c.deleted = 0");
-    if (q->type)
-        ehr_buf_printf(&w, " AND c.type = ?%d", dyn_text(&d, q->type));
-    if (q->compartment_patient)
-        ehr_buf_printf(&w, " AND c.key IN (SELECT key FROM compartment WHERE patient = ?%d)",
-                       dyn_text(&d, q->compartment_patient));
-    access_sql(&d, &w, q->access, "c.type", false, "c.key");
-    for (size_t i = 0; i < q->n_clauses; i++) {
-        const struct ehr_store_clause *cl = &q->clauses[i];
-        ehr_buf_puts(&w, cl->negate ? " AND NOT (" : " AND (");
-        for (size_t j = 0; j < cl->n_conds; j++) {
-            if (j)
-                ehr_buf_puts(&w, " OR ");
-            cond_sql(&d, &w, q->type, &cl->conds[j]);
-        }
-        if (cl->n_conds == 0)
-            ehr_buf_puts(&w, "0");
-        ehr_buf_putc(&w, ')');
-    }
-    ehr_status res = w.data ? EHR_OK : EHR_ENOMEM;
-    if (!res && total) {
-        ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
-        res = count_rows(c, &d, total, err);
-    }
-    if (!res && q->count > 0 && cb) {
-        ehr_buf_reset(&d.sql);
-        ehr_buf_printf(&d.sql,
-                       "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
-                       "r.content FROM current c JOIN resource r ON r.rid = c.rid%s "
-                       "ORDER BY c.last_updated DESC, c.key DESC LIMIT %zu OFFSET %zu",
-                       w.data, q->count, q->offset);
-        sqlite3_stmt *st = NULL;
-        if (!(res = dyn_prepare(c, &d, &st, err)))
-            res = each_row(c, st, cb, ctx, err);
-        sqlite3_finalize(st);
-    }
-    ehr_buf_free(&w);
-    dyn_free(&d);
-    return res;
-}
-
 /* SHA-256 over prev_hash, seq, time and the event, as lowercase hex. */
 static void audit_hash(const char *prev, int64_t seq, int64_t time, const char *event, size_t len,
                        char out[65])
@@ -924,8 +855,9 @@ static ehr_status s_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
     sqlite3_stmt *st = NULL;
     *n_records = 0;
     *bad_seq = 0;
-    if (sqlite3_prepare_v2(c->db, "SELECT seq, time, prev_hash, hash, event FROM audit ORDER BY seq",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT seq, time, prev_hash, hash, event FROM audit ORDER BY seq", -1,
+                           &st, NULL) != SQLITE_OK)
         return db_error(c->db, err, "reading the audit log");
     char prev[65] = GENESIS;
     int64_t expect = 1;
@@ -949,8 +881,8 @@ static ehr_status s_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
         }
         if (!p || strcmp(p, prev) || !h || strcmp(h, want)) {
             *bad_seq = seq;
-            res = ehr_err_set(err, EHR_EINVAL,
-                              "audit record %lld does not match the chain (%s)", (long long)seq,
+            res = ehr_err_set(err, EHR_EINVAL, "audit record %lld does not match the chain (%s)",
+                              (long long)seq,
                               !p || strcmp(p, prev) ? "its link to the record before is wrong"
                                                     : "its content or hash was changed");
             break;
@@ -962,6 +894,58 @@ static ehr_status s_audit_verify(ehr_store_conn *base, int64_t *n_records, int64
     if (!res && rc != SQLITE_DONE)
         res = db_error(c->db, err, "reading the audit log");
     sqlite3_finalize(st);
+    return res;
+}
+
+/* Current resources in key order (bulk export, see store.h scan). */
+static ehr_status s_scan(ehr_store_conn *base, const ehr_store_scan_q *q, ehr_store_row_cb cb,
+                         void *ctx, int64_t *last_key, ehr_err *err)
+{
+    struct sqlite_conn *c = (struct sqlite_conn *)base;
+    struct dyn d = {.sql = EHR_BUF_INIT};
+    ehr_buf_printf(&d.sql,
+                   "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
+                   "r.content, c.key FROM current c JOIN resource r ON r.rid = c.rid "
+                   "WHERE c.deleted = 0 AND c.key > ?%d",
+                   dyn_int(&d, q->after_key));
+    if (q->n_types)
+        ehr_buf_printf(&d.sql, " AND c.type IN (SELECT value FROM json_each(?%d))",
+                       dyn_array(&d, q->types, q->n_types));
+    if (q->since)
+        ehr_buf_printf(&d.sql, " AND c.last_updated >= ?%d", dyn_int(&d, q->since));
+    if (q->in_compartments && q->n_patients)
+        ehr_buf_printf(&d.sql,
+                       " AND c.key IN (SELECT key FROM compartment WHERE patient IN "
+                       "(SELECT value FROM json_each(?%d)))",
+                       dyn_array(&d, q->patients, q->n_patients));
+    else if (q->in_compartments)
+        ehr_buf_puts(&d.sql, " AND c.key IN (SELECT key FROM compartment)");
+    access_sql(&d, &d.sql, q->access, "c.type", false, "c.key");
+    ehr_buf_puts(&d.sql, " ORDER BY c.key");
+    if (q->limit)
+        ehr_buf_printf(&d.sql, " LIMIT %zu", q->limit);
+    sqlite3_stmt *st = NULL;
+    ehr_status res = d.sql.data ? dyn_prepare(c, &d, &st, err) : EHR_ENOMEM;
+    int rc = SQLITE_DONE;
+    while (!res && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ehr_store_rec rec = {
+            .type = (const char *)sqlite3_column_text(st, 0),
+            .id = (const char *)sqlite3_column_text(st, 1),
+            .version = sqlite3_column_int64(st, 2),
+            .last_updated = sqlite3_column_int64(st, 3),
+            .deleted = false,
+            .method = (const char *)sqlite3_column_text(st, 5),
+            .content = sqlite3_column_blob(st, 6),
+            .content_len = (size_t)sqlite3_column_bytes(st, 6),
+        };
+        if (last_key)
+            *last_key = sqlite3_column_int64(st, 7);
+        res = cb(ctx, &rec);
+    }
+    if (!res && rc != SQLITE_DONE)
+        res = db_error(c->db, err, "scanning resources");
+    sqlite3_finalize(st);
+    dyn_free(&d);
     return res;
 }
 
@@ -981,7 +965,8 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .version = s_version,
     .put = s_put,
     .history = s_history,
-    .search = s_search,
+    .search = ehr_sqlite__search,
+    .reindex = s_reindex,
     .audit_append = s_audit_append,
     .audit_verify = s_audit_verify,
     .compartment_of = ehr_sqlite__compartment_of,
@@ -993,4 +978,10 @@ const struct ehr_store_ops ehr_store_sqlite_ops = {
     .obj_purge = ehr_sqlite__obj_purge,
     .set_sync = ehr_sqlite__set_sync,
     .flush = ehr_sqlite__flush,
+    .scan = s_scan,
+    .hl7_put = ehr_sqlite__hl7_put,
+    .hl7_update = ehr_sqlite__hl7_update,
+    .hl7_list = ehr_sqlite__hl7_list,
+    .audit_applied_get = ehr_sqlite__audit_applied_get,
+    .audit_applied_set = ehr_sqlite__audit_applied_set,
 };

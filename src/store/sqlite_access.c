@@ -38,6 +38,9 @@ static const char *const xsql[SX_COUNT] = {
     [SX_OBJ_LIST_OWNER] = "SELECT key, owner, expires, doc FROM auth_object WHERE kind = ?1 AND "
                           "owner = ?3 AND (expires = 0 OR expires > ?2) ORDER BY key",
     [SX_OBJ_PURGE] = "DELETE FROM auth_object WHERE expires <> 0 AND expires <= ?1",
+    [SX_AJ_GET] = "SELECT generation, applied FROM audit_journal WHERE id = 1",
+    [SX_AJ_SET] =
+        "INSERT OR REPLACE INTO audit_journal(id, generation, applied) VALUES (1, ?1, ?2)",
 };
 
 static ehr_status xerr(struct sqlite_xconn *x, ehr_err *err, const char *what)
@@ -326,5 +329,40 @@ ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err)
     int rc = sqlite3_wal_checkpoint_v2(x->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         return xerr(x, err, "flushing the log");
+    return EHR_OK;
+}
+
+ehr_status ehr_sqlite__audit_applied_get(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                         ehr_err *err)
+{
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    sqlite3_stmt *st = stmt(x, SX_AJ_GET, err);
+    if (!st)
+        return EHR_EIO;
+    *generation = *offset = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *generation = sqlite3_column_int64(st, 0);
+        *offset = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return xerr(x, err, "reading the audit journal mark");
+    return EHR_OK;
+}
+
+ehr_status ehr_sqlite__audit_applied_set(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                         ehr_err *err)
+{
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    sqlite3_stmt *st = stmt(x, SX_AJ_SET, err);
+    if (!st)
+        return EHR_EIO;
+    sqlite3_bind_int64(st, 1, generation);
+    sqlite3_bind_int64(st, 2, offset);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return xerr(x, err, "setting the audit journal mark");
     return EHR_OK;
 }

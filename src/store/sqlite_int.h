@@ -23,6 +23,8 @@ enum sqlite_xstmt {
     SX_OBJ_LIST,
     SX_OBJ_LIST_OWNER,
     SX_OBJ_PURGE,
+    SX_AJ_GET,
+    SX_AJ_SET,
     SX_COUNT
 };
 
@@ -61,6 +63,20 @@ ehr_status ehr_sqlite__obj_list(ehr_store_conn *c, const char *kind, const char 
                                 ehr_store_obj_cb cb, void *ctx, ehr_err *err);
 ehr_status ehr_sqlite__obj_purge(ehr_store_conn *c, ehr_err *err);
 ehr_status ehr_sqlite__set_sync(ehr_store_conn *c, bool full, ehr_err *err);
+/* The search of the SQLite backend (sqlite_search.c). */
+ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_store_row_cb cb,
+                              void *ctx, size_t *total, ehr_err *err);
 ehr_status ehr_sqlite__flush(ehr_store_conn *c, ehr_err *err);
+ehr_status ehr_sqlite__audit_applied_get(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                         ehr_err *err);
+ehr_status ehr_sqlite__audit_applied_set(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                         ehr_err *err);
+
+/* HL7 v2 messages (sqlite_hl7.c) */
+ehr_status ehr_sqlite__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id,
+                               ehr_err *err);
+ehr_status ehr_sqlite__hl7_update(ehr_store_conn *c, const ehr_store_hl7 *m, ehr_err *err);
+ehr_status ehr_sqlite__hl7_list(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
+                                void *ctx, ehr_err *err);
 
 #endif

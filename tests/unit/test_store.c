@@ -162,12 +162,12 @@ static void test_search_index(void **state)
         const char *compartment;
         const char *rows;
     } cases[] = {
-        {&c_any, NULL, "Patient/p2/1;Patient/p1/1;"},
+        {&c_any, NULL, "Patient/p1/1;Patient/p2/1;"}, /* by position (creation order) */
         {&c_mrn, NULL, "Patient/p1/1;"},
         {&c_not_mrn, NULL, "Patient/p2/1;"},
         {&c_lt, NULL, "Patient/p1/1;"},
         {&c_eq, NULL, "Patient/p2/1;"},
-        {&c_or, NULL, "Patient/p2/1;Patient/p1/1;"},
+        {&c_or, NULL, "Patient/p1/1;Patient/p2/1;"},
         {&c_lu, NULL, "Patient/p2/1;"},
         {&c_any, "p1", "Patient/p1/1;"},
         {&c_any, "nobody", ""},
