@@ -44,40 +44,46 @@
 
 #define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
+#define GRP                                                                                        \
+    {                                                                                              \
+        "grp", "int", PF_GRP                                                                       \
+    }
 const struct pg_kind ehr_pg__kinds[PG_N_KINDS] = {
-    [EHR_IDX_STRING] = {"idx_string",
-                        3,
-                        {{"param", "text", PF_PARAM},
-                         {"norm", "text", PF_S1},
-                         {"exact", "text", PF_S2}}},
+    [EHR_IDX_STRING] =
+        {"idx_string",
+         4,
+         {{"param", "text", PF_PARAM}, {"norm", "text", PF_S1}, {"exact", "text", PF_S2}, GRP}},
     [EHR_IDX_TOKEN] = {"idx_token",
-                       4,
+                       5,
                        {{"param", "text", PF_PARAM},
                         {"system", "text", PF_S1},
                         {"code", "text", PF_S2},
-                        {"text", "text", PF_S3}}},
-    [EHR_IDX_DATE] = {"idx_date",
-                      3,
-                      {{"param", "text", PF_PARAM},
-                       {"lo", "bigint", PF_LO},
-                       {"hi", "bigint", PF_HI}}},
+                        {"text", "text", PF_S3},
+                        GRP}},
+    [EHR_IDX_DATE] =
+        {"idx_date",
+         4,
+         {{"param", "text", PF_PARAM}, {"lo", "bigint", PF_LO}, {"hi", "bigint", PF_HI}, GRP}},
     [EHR_IDX_REFERENCE] = {"idx_reference",
-                           4,
+                           5,
                            {{"param", "text", PF_PARAM},
                             {"target_type", "text", PF_S1},
                             {"target_id", "text", PF_S2},
-                            {"url", "text", PF_S3}}},
+                            {"url", "text", PF_S3},
+                            GRP}},
     [EHR_IDX_QUANTITY] = {"idx_quantity",
-                          4,
+                          5,
                           {{"param", "text", PF_PARAM},
                            {"value", "float8", PF_NUM},
                            {"system", "text", PF_S1},
-                           {"code", "text", PF_S2}}},
+                           {"code", "text", PF_S2},
+                           GRP}},
     [EHR_IDX_NUMBER] = {"idx_number",
-                        2,
-                        {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}}},
-    [EHR_IDX_URI] = {"idx_uri", 2, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}}},
+                        3,
+                        {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}, GRP}},
+    [EHR_IDX_URI] = {"idx_uri", 3, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}, GRP}},
 };
+#undef GRP
 
 /*
  * Versioned migrations: index i brings the schema from version i to i+1,
@@ -166,6 +172,41 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key));"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3: search: composite items (grp), probes by (key, param), :text on
+       token display text, quantities by unit */
+    "ALTER TABLE idx_string ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_token ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_date ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_reference ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_quantity ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_number ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_uri ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "DROP INDEX idx_string_k; CREATE INDEX idx_string_k ON idx_string(key, param);"
+    "DROP INDEX idx_token_k; CREATE INDEX idx_token_k ON idx_token(key, param);"
+    "DROP INDEX idx_date_k; CREATE INDEX idx_date_k ON idx_date(key, param);"
+    "DROP INDEX idx_reference_k; CREATE INDEX idx_reference_k ON idx_reference(key, param);"
+    "DROP INDEX idx_quantity_k; CREATE INDEX idx_quantity_k ON idx_quantity(key, param);"
+    "DROP INDEX idx_number_k; CREATE INDEX idx_number_k ON idx_number(key, param);"
+    "DROP INDEX idx_uri_k; CREATE INDEX idx_uri_k ON idx_uri(key, param);"
+    "ALTER TABLE idx_token ALTER COLUMN text TYPE text COLLATE \"C\";"
+    "CREATE INDEX idx_token_text ON idx_token(type, param, text);"
+    "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);"
+    "CREATE INDEX idx_reference_t ON idx_reference(target_type, target_id);",
+    /* 4: HL7 v2 messages, raw, in and out (postgres_hl7.c) */
+    "CREATE TABLE hl7_message(id bigserial PRIMARY KEY, direction text NOT NULL,"
+    "  peer text NOT NULL, control_id text NOT NULL, type text NOT NULL,"
+    "  status text NOT NULL, ack_code text, outcome text,"
+    "  received bigint NOT NULL, processed bigint NOT NULL DEFAULT 0,"
+    "  attempts bigint NOT NULL DEFAULT 0, next_try bigint NOT NULL DEFAULT 0,"
+    "  raw bytea NOT NULL, ack bytea, dedup text UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
+    /* 5: placeholder for bulk export jobs, as in sqlite.c */
+    "SELECT 1;",
+    /* 6: the audit journal's mark (unused on PostgreSQL, which has no local
+       journal; kept so that the schema matches and `ehr migrate` copies it) */
+    "CREATE TABLE audit_journal(id int PRIMARY KEY CHECK (id = 1),"
+    "  generation bigint NOT NULL, applied bigint NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -395,7 +436,7 @@ static void defer(struct pg_conn *c, const char *sql)
 
 /* The statement sent after the queued ones. */
 struct mainq {
-    const char *name; /* prepared statement name, or NULL for sql */
+    const char *name;        /* prepared statement name, or NULL for sql */
     const char *prepare_sql; /* when the name must be prepared first */
     const char *sql;
     int n;
@@ -544,7 +585,9 @@ PGresult *pg_prepared(struct pg_conn *c, enum pg_stmt id, int n, const char *con
     char name[16];
     snprintf(name, sizeof name, "e%d", (int)id);
     struct mainq m = {.name = name,
-                      .sql = id == PS_PUT ? s->put_sql : ehr_pg__query_sql[id],
+                      .sql = id == PS_PUT       ? s->put_sql
+                             : id == PS_REINDEX ? s->reindex_sql
+                                                : ehr_pg__query_sql[id],
                       .n = n,
                       .vals = vals,
                       .lens = lens,
@@ -579,47 +622,63 @@ static ehr_status simple(struct pg_conn *c, const char *sql, ehr_err *err, const
 
 /* -- open, migrate, connect -------------------------------------------- */
 
-/* The put statement, from the kind table (see pg_int.h). */
-static char *build_put_sql(void)
+/*
+ * The put statement (and, reindex true, the reindex statement), from the
+ * kind table (pg_int.h). Parameters: $1 type, $2 id, $3 version, $4
+ * last_updated, $5 deleted, $6 method, $7 content, $8 the patients (text[]),
+ * then one array per column of each kind, in table order.
+ */
+static char *build_write_sql(bool reindex)
 {
     ehr_buf b = EHR_BUF_INIT;
-    ehr_buf_puts(&b,
-                 "WITH r AS (INSERT INTO resource(type, id, version, last_updated, deleted, "
-                 "method, content) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, "
-                 "$5::boolean, $6::text, $7::text) RETURNING rid),\n"
-                 "cur AS (INSERT INTO current(type, id, rid, version, last_updated, deleted) "
-                 "SELECT $1::text, $2::text, rid, $3::bigint, $4::bigint, $5::boolean FROM r "
-                 "ON CONFLICT (type, id) DO UPDATE SET rid = excluded.rid, "
-                 "version = excluded.version, last_updated = excluded.last_updated, "
-                 "deleted = excluded.deleted RETURNING key, rid),\n"
-                 /* a deletion keeps the compartment of the version it deletes */
-                 "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT cur.rid, "
-                 "p.patient FROM cur, (SELECT unnest($8::text[]) AS patient UNION "
-                 "SELECT v.patient FROM resource o JOIN version_compartment v ON v.rid = o.rid "
-                 "WHERE $5::boolean AND o.type = $1::text AND o.id = $2::text "
-                 "AND o.version = $3::bigint - 1) p ON CONFLICT DO NOTHING),\n"
-                 /* compartment rows: drop those not kept, add the new ones (the
-                    two parts see the same snapshot, so order does not matter) */
-                 "xc AS (DELETE FROM compartment WHERE $3::bigint > 1 AND key = "
-                 "(SELECT key FROM cur) AND patient <> ALL ($8::text[])),\n"
-                 "ic AS (INSERT INTO compartment(patient, key) SELECT DISTINCT "
-                 "unnest($8::text[]), key FROM cur ON CONFLICT DO NOTHING)");
+    if (!reindex)
+        ehr_buf_puts(&b,
+                     "WITH r AS (INSERT INTO resource(type, id, version, last_updated, deleted, "
+                     "method, content) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, "
+                     "$5::boolean, $6::text, $7::text) RETURNING rid),\n"
+                     "cur AS (INSERT INTO current(type, id, rid, version, last_updated, deleted) "
+                     "SELECT $1::text, $2::text, rid, $3::bigint, $4::bigint, $5::boolean FROM r "
+                     "ON CONFLICT (type, id) DO UPDATE SET rid = excluded.rid, "
+                     "version = excluded.version, last_updated = excluded.last_updated, "
+                     "deleted = excluded.deleted RETURNING key, rid, deleted),\n"
+                     /* a deletion keeps the compartment of the version it deletes */
+                     "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT "
+                     "cur.rid, p.patient FROM cur, (SELECT unnest($8::text[]) AS patient UNION "
+                     "SELECT v.patient FROM resource o JOIN version_compartment v ON v.rid = "
+                     "o.rid WHERE $5::boolean AND o.type = $1::text AND o.id = $2::text "
+                     "AND o.version = $3::bigint - 1) p ON CONFLICT DO NOTHING),\n");
+    else
+        ehr_buf_puts(&b, "WITH cur AS (SELECT key, rid, deleted FROM current WHERE type = $1::text "
+                         "AND id = $2::text),\n"
+                         /* typed, unused: the statement has the put's parameters */
+                         "unused AS (SELECT $3::bigint, $4::bigint, $5::boolean, $6::text, "
+                         "$7::text),\n"
+                         "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT "
+                         "cur.rid, p FROM cur, unnest($8::text[]) p WHERE NOT cur.deleted "
+                         "ON CONFLICT DO NOTHING),\n");
+    /* compartment rows: drop those not kept, add the new ones (the parts of
+       one statement see one snapshot, so their order does not matter) */
+    const char *replace = reindex ? "true" : "$3::bigint > 1";
+    ehr_buf_printf(&b,
+                   "xc AS (DELETE FROM compartment WHERE %s AND key = (SELECT key FROM cur) "
+                   "AND ((SELECT deleted FROM cur) OR patient <> ALL ($8::text[]))),\n"
+                   "ic AS (INSERT INTO compartment(patient, key) SELECT DISTINCT p, cur.key "
+                   "FROM cur, unnest($8::text[]) p WHERE NOT cur.deleted ON CONFLICT DO NOTHING)",
+                   replace);
     int p = 9;
     for (int k = 0; k < PG_N_KINDS; k++) {
         const struct pg_kind *kd = &ehr_pg__kinds[k];
         /* the old rows are deleted and the new inserted in one statement:
            the DELETE does not see rows inserted by its sibling */
-        ehr_buf_printf(&b,
-                       ",\nx%d AS (DELETE FROM %s WHERE $3::bigint > 1 AND key = "
-                       "(SELECT key FROM cur))",
-                       k, kd->table);
+        ehr_buf_printf(&b, ",\nx%d AS (DELETE FROM %s WHERE %s AND key = (SELECT key FROM cur))", k,
+                       kd->table, replace);
         ehr_buf_printf(&b, ",\ni%d AS (INSERT INTO %s(key, type", k, kd->table);
         for (int j = 0; j < kd->n_cols; j++)
             ehr_buf_printf(&b, ", %s", kd->cols[j].name);
         ehr_buf_puts(&b, ") SELECT cur.key, $1::text, u.* FROM cur, unnest(");
         for (int j = 0; j < kd->n_cols; j++)
             ehr_buf_printf(&b, "%s$%d::%s[]", j ? ", " : "", p++, kd->cols[j].sqltype);
-        ehr_buf_puts(&b, ") u)");
+        ehr_buf_puts(&b, ") u WHERE NOT cur.deleted)");
     }
     ehr_buf_puts(&b, "\nSELECT key FROM cur");
     return b.data;
@@ -678,9 +737,12 @@ extern const struct ehr_store_ops ehr_store_postgres_ops;
 static ehr_status p_open(const char *target, ehr_store **out, ehr_err *err)
 {
     struct pg_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->conninfo = strdup(target)) || !(s->put_sql = build_put_sql())) {
-        if (s)
+    if (!s || !(s->conninfo = strdup(target)) || !(s->put_sql = build_write_sql(false)) ||
+        !(s->reindex_sql = build_write_sql(true))) {
+        if (s) {
             free(s->conninfo);
+            free(s->put_sql);
+        }
         free(s);
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     }
@@ -693,6 +755,7 @@ static ehr_status p_open(const char *target, ehr_store **out, ehr_err *err)
     }
     if (st) {
         free(s->put_sql);
+        free(s->reindex_sql);
         free(s->conninfo);
         free(s);
         return st;
@@ -705,6 +768,7 @@ static void p_close(ehr_store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     free(s->put_sql);
+    free(s->reindex_sql);
     free(s->conninfo);
     free(s);
 }
@@ -911,17 +975,18 @@ static const char *field_text(const struct ehr_store_value *v, enum pg_field f, 
         return pg_i64(tmp, v->lo);
     case PF_HI:
         return pg_i64(tmp, v->hi);
+    case PF_GRP:
+        return pg_i64(tmp, v->grp);
     }
     return NULL;
 }
 
 #define PUT_FIXED 8
-#define PUT_MAX_PARAMS (PUT_FIXED + PG_N_KINDS * 4)
+#define PUT_MAX_PARAMS (PUT_FIXED + PG_N_KINDS * 5)
 
-static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
-                        ehr_err *err)
+static ehr_status write_rows(struct pg_conn *c, enum pg_stmt id, const ehr_store_rec *rec,
+                             const ehr_store_index *idx, ehr_err *err)
 {
-    struct pg_conn *c = (struct pg_conn *)base;
     const char *vals[PUT_MAX_PARAMS] = {0};
     int lens[PUT_MAX_PARAMS] = {0}, fmts[PUT_MAX_PARAMS] = {0};
     ehr_buf arrays[PUT_MAX_PARAMS];
@@ -969,11 +1034,27 @@ static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
     if (st)
         st = ehr_err_set(err, EHR_ENOMEM, "out of memory");
     else
-        r = pg_prepared(c, PS_PUT, p, vals, lens, fmts, false, &st, err, "writing a resource");
+        r = pg_prepared(c, id, p, vals, lens, fmts, false, &st, err,
+                        id == PS_PUT ? "writing a resource" : "reindexing a resource");
+    if (r && PQntuples(r) == 0)
+        st = ehr_err_set(err, EHR_ENOTFOUND, "%s/%s does not exist", rec->type, rec->id);
     PQclear(r);
     for (int i = 0; i < PUT_MAX_PARAMS; i++)
         ehr_buf_free(&arrays[i]);
     return st;
+}
+
+static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
+                        ehr_err *err)
+{
+    return write_rows((struct pg_conn *)base, PS_PUT, rec, idx, err);
+}
+
+static ehr_status p_reindex(ehr_store_conn *base, const char *type, const char *id,
+                            const ehr_store_index *idx, ehr_err *err)
+{
+    ehr_store_rec rec = {.type = type, .id = id, .version = 1, .method = ""};
+    return write_rows((struct pg_conn *)base, PS_REINDEX, &rec, idx, err);
 }
 
 /* -- the audit chain ---------------------------------------------------- */
@@ -995,7 +1076,6 @@ static void audit_hash(const char *prev, int64_t seq, int64_t time, const char *
     for (int i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
-
 
 /*
  * One record, chained by the server: the INSERT reads the head (its own
@@ -1141,4 +1221,11 @@ const struct ehr_store_ops ehr_store_postgres_ops = {
     .obj_purge = ehr_pg__obj_purge,
     .set_sync = p_set_sync,
     .flush = p_flush,
+    .reindex = p_reindex,
+    .scan = ehr_pg__scan,
+    .hl7_put = ehr_pg__hl7_put,
+    .hl7_update = ehr_pg__hl7_update,
+    .hl7_list = ehr_pg__hl7_list,
+    .audit_applied_get = ehr_pg__audit_applied_get,
+    .audit_applied_set = ehr_pg__audit_applied_set,
 };

@@ -19,6 +19,12 @@ from harness import *  # noqa: E402,F401,F403
 
 READS = 40
 
+if STORE == 'postgres':
+    # the journal is a file beside a SQLite database; on PostgreSQL every
+    # record goes straight into the chain (docs/scaling.md)
+    print('1..0 # SKIP the audit journal is for SQLite databases')
+    sys.exit(0)
+
 srv = start_server(extra_args=['--audit-sync', '60000'], name='journal')
 c = srv.client()
 JOURNAL = srv.db + '.audit-journal'

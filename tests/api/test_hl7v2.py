@@ -366,7 +366,7 @@ def t_crash():
         eq(len(obs), 1, 'observation of acknowledged message %s' % ctl)
     note('%d acknowledged messages, each applied once after SIGKILL' % len(acked))
     srv.stop()
-    out = subprocess.run([EHR_BIN, 'hl7', 'list', '--db', srv.db, '--limit', '100000'],
+    out = subprocess.run([EHR_BIN, 'hl7', 'list'] + store_args(srv.db) + ['--limit', '100000'],
                          capture_output=True, text=True, timeout=120)
     eq(out.returncode, 0, 'ehr hl7 list')
     stored = {line.split()[6]: line.split()[2] for line in out.stdout.splitlines()[1:]
