@@ -196,7 +196,7 @@ def t_rotation_under_load():
     eq(acked[0], 200, 'reads answered')
     with open(s3.db + '.audit-journal', 'rb') as f:
         gen = int(f.readline().split()[2])
-    check(gen > 5, 'the journal rotated while reads ran (generation %d)' % gen)
+    check(gen >= 4, 'the journal rotated while reads ran (generation %d, 2 at the start)' % gen)
     eq(len(audit_reads(s3.client(), pid)), 200, 'every read in the chain, once')
     # again, and kill while the readers run
     threads = [threading.Thread(target=reader, args=(None,)) for _ in range(4)]
