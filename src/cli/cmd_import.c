@@ -664,8 +664,8 @@ int ehr_cmd_import(int argc, char **argv)
     printf("ehr import: %zu resources from %zu files in %.1f s (%.0f resources/s): %zu created, "
            "%zu updated or already there; %zu errors; %.1f CPU s in this process (%.0f "
            "resources per CPU-second)\n",
-           im.n_resources, f.n, secs, secs > 0 ? (double)im.n_resources / secs : 0.0,
-           im.n_created, im.n_resources - im.n_created, im.n_errors, cpu,
+           im.n_resources, f.n, secs, secs > 0 ? (double)im.n_resources / secs : 0.0, im.n_created,
+           im.n_resources - im.n_created, im.n_errors, cpu,
            cpu > 0 ? (double)im.n_resources / cpu : 0.0);
     for (size_t i = 0; i < f.n; i++)
         free(f.v[i]);
