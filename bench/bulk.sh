@@ -7,8 +7,9 @@
 #            the same JSON rows inserted raw into SQLite (same fsync policy)
 #   export   `ehr export` (resources/s)
 #   $everything  GET Patient/ID/$everything for the median patient (by
-#            compartment size), 1 client (wrk), p50/p99; beside it a read by
-#            id of the same patient (the fastest request the server has)
+#            compartment size), 1 client (wrk), p50/p99; beside it
+#            Observation?patient=ID&code=LOINC|8302-2 and a read by id of the
+#            same patient (the fastest request the server has)
 #
 # on a scale ladder of patients cloned from Synthea r4-2019 (bench/clone.py).
 # Prints a Markdown table and appends it, dated, to bench/RESULTS.md.
@@ -92,6 +93,12 @@ for N in $LADDER; do
     out=$(wrk -t1 -c1 -d"$DURATION" --latency -s bench/wrk/report.lua -H "Authorization: Bearer $TOK" \
         "http://127.0.0.1:$PORT/fhir/Patient/$PID/\$everything?_count=1000" | grep '^BENCH')
     EV50=$(field "$out" p50_us) EV99=$(field "$out" p99_us) EVRPS=$(field "$out" rps)
+    [ "$(field "$out" non2xx)" = 0 ] || die "\$everything answered non-2xx: $out"
+    # Observation?patient&code (body height, LOINC 8302-2), 1 client
+    out=$(wrk -t1 -c1 -d"$DURATION" --latency -s bench/wrk/report.lua -H "Authorization: Bearer $TOK" \
+        "http://127.0.0.1:$PORT/fhir/Observation?patient=$PID&code=http://loinc.org|8302-2" | grep '^BENCH')
+    [ "$(field "$out" non2xx)" = 0 ] || die "Observation search answered non-2xx: $out"
+    OB50=$(field "$out" p50_us) OB99=$(field "$out" p99_us)
     out=$(wrk -t1 -c1 -d"$DURATION" --latency -s bench/wrk/report.lua -H "Authorization: Bearer $TOK" \
         "http://127.0.0.1:$PORT/fhir/Patient/$PID" | grep '^BENCH')
     RD50=$(field "$out" p50_us) RD99=$(field "$out" p99_us)
@@ -105,13 +112,13 @@ for N in $LADDER; do
     HTTP=$(rate_of <<<"$out")
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     rm -rf "$TMP/data-$N" "$TMP/http-$N.db"* "$TMP/$N.db"*
-    ROWS+=("| $N | $RES | $IMPORT ($IMPORT_CPU/CPU-s) | $HTTP | $RAW ($RAW_CPU/CPU-s) | $EXPORT ($EXPORT_CPU/CPU-s) | $PN | $(ms "$EV50") | $(ms "$EV99") | $EVRPS | $(ms "$RD50") | $(ms "$RD99") |")
+    ROWS+=("| $N | $RES | $IMPORT ($IMPORT_CPU/CPU-s) | $HTTP | $RAW ($RAW_CPU/CPU-s) | $EXPORT ($EXPORT_CPU/CPU-s) | $PN | $(ms "$EV50") | $(ms "$EV99") | $EVRPS | $(ms "$OB50") | $(ms "$OB99") | $(ms "$RD50") | $(ms "$RD99") |")
 done
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 TABLE=$(
-    echo "| patients | resources | ingest \`ehr import --db\` res/s (per CPU-second) | ingest HTTP, 4 clients res/s | baseline: raw SQLite insert rows/s (per CPU-second) | \`ehr export\` res/s (per CPU-second) | median patient's resources | \$everything p50 ms | p99 ms | req/s | read by id p50 ms | p99 ms |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| patients | resources | ingest \`ehr import --db\` res/s (per CPU-second) | ingest HTTP, 4 clients res/s | baseline: raw SQLite insert rows/s (per CPU-second) | \`ehr export\` res/s (per CPU-second) | median patient's resources | \$everything p50 ms | p99 ms | req/s | Observation?patient&code p50 ms | p99 ms | read by id p50 ms | p99 ms |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
 )
 echo "$TABLE"

@@ -4,9 +4,9 @@
  *
  * Input: transaction or batch Bundles (Synthea's files), single resources
  * (.json), NDJSON (.ndjson, .jsonl: one resource a line), and folders of
- * them (walked in name order). Every unit (a Bundle, or up to 1000 NDJSON
- * lines) is one transaction through ehr_repo_transaction (or POST /fhir):
- * a failed Bundle leaves nothing behind. Files named
+ * them (walked in name order). Every Bundle is one transaction through
+ * ehr_repo_transaction (or POST /fhir): a failed Bundle leaves nothing
+ * behind. NDJSON goes in batches of 1000 lines, each line on its own. Files named
  * hospitalInformation* and practitionerInformation* (Synthea's shared
  * organizations and practitioners, which patient Bundles refer to by
  * conditional reference) are loaded before the others.
@@ -182,11 +182,10 @@ static ehr_status send_unit(struct imp *im, struct unit *u, json_t **resp, char 
 {
     where[0] = msg[0] = '\0';
     if (im->repo) {
-        /* a Bundle file is sent once: its resources may be rewritten in place
-           (no copy); an NDJSON chunk is re-sent without a failed line, so
-           it must stay as read */
-        ehr_repo_tx_opts o = {
-            .max_entries = MAX_ENTRIES, .skip_unchanged = true, .in_place = !u->lines};
+        /* a unit is sent once (a retry without a failed entry happens only
+           after the whole unit failed before any rewrite that matters:
+           NDJSON entries are PUTs of their own ids): no copy */
+        ehr_repo_tx_opts o = {.max_entries = MAX_ENTRIES, .skip_unchanged = true, .in_place = true};
         ehr_fhir_issues issues = EHR_FHIR_ISSUES_INIT;
         ehr_err err = {{0}};
         ehr_status st =
@@ -276,7 +275,22 @@ static void load_unit(struct imp *im, struct unit *u)
                     json_t *is =
                         json_array_get(json_object_get(json_object_get(r, "outcome"), "issue"), 0);
                     const char *d = ehr_json_get_string(is, "diagnostics");
-                    report(im, u, i, s, d ? d : "failed");
+                    const char *x =
+                        ehr_json_string(json_array_get(json_object_get(is, "expression"), 0));
+                    char m[700], loc[300];
+                    snprintf(m, sizeof m, "%s: %s", s, d ? d : "failed");
+                    /* an NDJSON line is a resource: Patient.birthDate, not
+                       the chunk's Bundle.entry[k].resource.birthDate */
+                    const char *rest = x && u->lines ? strstr(x, "].resource") : NULL;
+                    if (rest) {
+                        const char *t = ehr_json_get_string(
+                            json_object_get(json_array_get(json_object_get(u->bundle, "entry"), i),
+                                            "resource"),
+                            "resourceType");
+                        snprintf(loc, sizeof loc, "%s%s", t ? t : "Resource", rest + 10);
+                        x = loc;
+                    }
+                    report(im, u, i, x, m);
                 }
             }
             json_decref(resp);
@@ -359,8 +373,9 @@ static struct unit *unit_new(const char *file)
     struct unit *u = calloc(1, sizeof *u);
     if (u) {
         u->file = file;
-        u->bundle =
-            json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type", "transaction", "entry");
+        /* NDJSON lines are independent resources: a batch, so that a bad
+           line fails alone and the others of its chunk go in */
+        u->bundle = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type", "batch", "entry");
     }
     return u;
 }
@@ -385,7 +400,7 @@ static void read_ndjson(struct imp *im, const char *file, char *text, size_t len
         json_t *res = ehr_json_parse(q, n, &err);
         if (!res || !json_is_object(res) || !ehr_json_get_string(res, "resourceType")) {
             char msg[600];
-            snprintf(msg, sizeof msg, "%s",
+            snprintf(msg, sizeof msg, "%s%s", res ? "" : "not valid JSON: ",
                      res ? "the line is not a FHIR resource (no resourceType)" : err.msg);
             size_t ln = line;
             struct unit tmp = {.file = file, .lines = &ln, .n = 1};
@@ -798,8 +813,8 @@ int ehr_cmd_import(int argc, char **argv)
     printf("ehr import: %zu resources from %zu files in %.1f s (%.0f resources/s): %zu created, "
            "%zu updated or already there; %zu errors; %.1f CPU s in this process (%.0f "
            "resources per CPU-second)\n",
-           im.n_resources, f.n, secs, secs > 0 ? (double)im.n_resources / secs : 0.0,
-           im.n_created, im.n_resources - im.n_created, im.n_errors, cpu,
+           im.n_resources, f.n, secs, secs > 0 ? (double)im.n_resources / secs : 0.0, im.n_created,
+           im.n_resources - im.n_created, im.n_errors, cpu,
            cpu > 0 ? (double)im.n_resources / cpu : 0.0);
     for (size_t i = 0; i < f.n; i++)
         free(f.v[i]);
