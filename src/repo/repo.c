@@ -594,6 +594,26 @@ static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_
     return run_job(r, fn, arg, false, err);
 }
 
+struct store_job {
+    ehr_status (*fn)(ehr_store_conn *c, void *arg, ehr_err *err);
+    void *arg;
+};
+
+static ehr_status do_store_job(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *err)
+{
+    (void)r;
+    struct store_job *j = arg;
+    return j->fn(c, j->arg, err);
+}
+
+ehr_status ehr_repo_store_job(ehr_repo *r, ehr_status (*fn)(ehr_store_conn *c, void *arg,
+                                                             ehr_err *err),
+                              void *arg, ehr_err *err)
+{
+    struct store_job j = {fn, arg};
+    return run_write(r, do_store_job, &j, err);
+}
+
 /*
  * Audit records outside a change of data (reads, searches, denials,
  * sign-ins) go through the same group commit as writes: the record is

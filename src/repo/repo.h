@@ -262,6 +262,18 @@ ehr_status ehr_repo_audit(ehr_repo *r, const ehr_repo_ctx *ctx, json_t *event, e
 ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err);
 
 /*
+ * Run fn(c, arg) inside the group commit's write transaction (in its own
+ * savepoint: a failure undoes fn's writes alone) and return once it is
+ * durable. For modules that keep their own state in the store and must not
+ * pay an fsync each when many write at once (HL7 v2: raw messages stored
+ * before they are acknowledged). fn must touch only the module's own
+ * tables, never clinical data (that goes through the interactions above).
+ */
+ehr_status ehr_repo_store_job(ehr_repo *r, ehr_status (*fn)(ehr_store_conn *c, void *arg,
+                                                             ehr_err *err),
+                              void *arg, ehr_err *err);
+
+/*
  * Turn on the audit journal (src/audit/journal.h) for this process: from
  * now on the audit records of reads, searches, history, denials and
  * non-FHIR events are appended to DB.audit-journal beside the database
