@@ -269,6 +269,8 @@ test('order a lab test, refer, and book an appointment', async () => {
   assert.ok(srs.some((s) => s.code.coding?.[0]?.code === '4548-4'));
   const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(tasks.some((x) => /Cardiology/.test(x.description) && x.focus.reference.startsWith('ServiceRequest/')));
+  // the specialty is coded from the FHIR practice-setting value set (SNOMED CT)
+  assert.ok(srs.some((s) => s.performerType?.coding?.[0]?.code === '394579002'));
   const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(appts.length, 1);
   assert.ok(appts[0].start.startsWith(`${day}T10:30`));
@@ -351,7 +353,7 @@ test('edit demographics; recent patients on the landing page', async () => {
   assert.equal(await page.getByLabel('Phone', { exact: true }).inputValue(), emma.telecom[0].value);
   assert.equal(await page.getByLabel('Birth date', { exact: true }).inputValue(), emma.birthDate);
   await page.getByLabel('Phone', { exact: true }).fill('+1-555-0177');
-  await page.getByLabel('Preferred language', { exact: true }).selectOption('es');
+  await page.getByLabel('Preferred language', { exact: true }).selectOption({ label: 'Spanish' });
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.waitForFunction(() => location.hash === '#/patient/emma' && document.body.dataset.chart === 'emma');
   const p = (await api(srv, admin, 'GET', 'Patient/emma')).json;
