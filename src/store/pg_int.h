@@ -139,5 +139,8 @@ ehr_status ehr_pg__obj_del(ehr_store_conn *c, const char *kind, const char *key,
 ehr_status ehr_pg__obj_list(ehr_store_conn *c, const char *kind, const char *owner,
                             ehr_store_obj_cb cb, void *ctx, ehr_err *err);
 ehr_status ehr_pg__obj_purge(ehr_store_conn *c, ehr_err *err);
+/* bulk export: current resources in key order, a page at a time (store.h scan) */
+ehr_status ehr_pg__scan(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
+                        void *ctx, int64_t *last_key, ehr_err *err);
 
 #endif

@@ -1024,4 +1024,5 @@ const struct ehr_store_ops ehr_store_postgres_ops = {
     .obj_purge = ehr_pg__obj_purge,
     .set_sync = p_set_sync,
     .flush = p_flush,
+    .scan = ehr_pg__scan,
 };

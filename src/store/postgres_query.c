@@ -507,3 +507,67 @@ ehr_status ehr_pg__obj_purge(ehr_store_conn *base, ehr_err *err)
     PQclear(r);
     return st;
 }
+
+/* Current resources in key order (bulk export, store.h scan), a page at a time. */
+ehr_status ehr_pg__scan(ehr_store_conn *base, const ehr_store_scan_q *sq, ehr_store_row_cb cb,
+                        void *ctx, int64_t *last_key, ehr_err *err)
+{
+    struct pg_conn *c = (struct pg_conn *)base;
+    int64_t after = sq->after_key;
+    size_t left = sq->limit;
+    ehr_status res = EHR_OK;
+    for (;;) {
+        size_t page = 1000;
+        if (sq->limit && left < page)
+            page = left;
+        if (page == 0)
+            break;
+        struct pg_q q;
+        pgq_init(&q);
+        ehr_buf_printf(&q.sql,
+                       "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
+                       "r.content, c.key FROM current c JOIN resource r ON r.rid = c.rid "
+                       "WHERE NOT c.deleted AND c.key > $%d::bigint",
+                       pgq_int(&q, after));
+        if (sq->n_types)
+            ehr_buf_printf(&q.sql, " AND c.type = ANY ($%d::text[])",
+                           pgq_array(&q, sq->types, sq->n_types));
+        if (sq->since)
+            ehr_buf_printf(&q.sql, " AND c.last_updated >= $%d::bigint", pgq_int(&q, sq->since));
+        if (sq->in_compartments && sq->n_patients)
+            ehr_buf_printf(&q.sql,
+                           " AND c.key IN (SELECT key FROM compartment WHERE patient = ANY "
+                           "($%d::text[]))",
+                           pgq_array(&q, sq->patients, sq->n_patients));
+        else if (sq->in_compartments)
+            ehr_buf_puts(&q.sql, " AND c.key IN (SELECT key FROM compartment)");
+        access_sql(&q, &q.sql, sq->access, "c.type", false, "c.key");
+        ehr_buf_printf(&q.sql, " ORDER BY c.key LIMIT %zu", page);
+        PGresult *r = pg_dynamic(c, &q, true, &res, err, "scanning resources");
+        pgq_free(&q);
+        if (!r)
+            break;
+        int n = PQntuples(r);
+        for (int i = 0; !res && i < n; i++) {
+            ehr_store_rec rec = {
+                .type = PQgetvalue(r, i, 0),
+                .id = PQgetvalue(r, i, 1),
+                .version = pg_get_i64(r, i, 2),
+                .last_updated = pg_get_i64(r, i, 3),
+                .method = PQgetvalue(r, i, 5),
+                .content = PQgetvalue(r, i, 6),
+                .content_len = (size_t)PQgetlength(r, i, 6),
+            };
+            after = pg_get_i64(r, i, 7);
+            if (last_key)
+                *last_key = after;
+            res = cb(ctx, &rec);
+        }
+        PQclear(r);
+        if (res || (size_t)n < page)
+            break;
+        if (sq->limit)
+            left -= (size_t)n;
+    }
+    return res;
+}
