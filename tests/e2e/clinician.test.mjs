@@ -202,7 +202,7 @@ async function saved(what) {
   await page.waitForSelector('body[data-chart=emma]');
 }
 
-test('write and sign a note: the draft survives closing, the note lands in the chart and the API', async () => {
+test('write and sign a note: the draft survives closing, a lost connection and a reload; the note lands in the chart and the API', async () => {
   await openForm('n', 'Visit note');
   await page.getByLabel('Subjective', { exact: true }).fill('Follow-up after the emergency visit. No more chest pain.');
   await page.keyboard.press('Escape');
@@ -212,6 +212,16 @@ test('write and sign a note: the draft survives closing, the note lands in the c
   await page.getByLabel('Assessment', { exact: true }).fill('Atypical chest pain, resolved.');
   await page.getByLabel('Plan', { exact: true }).fill('Continue atorvastatin. Lipids in 3 months.');
   await shot(page, '05-note');
+  // the connection drops: nothing is saved, the draft stays, saving works once back
+  await page.context().setOffline(true);
+  await page.keyboard.press('Control+Enter');
+  await page.locator('dialog#action[open] .error', { hasText: 'draft is kept' }).waitFor();
+  await page.context().setOffline(false);
+  await page.keyboard.press('Escape');
+  await page.reload();
+  await page.waitForSelector('body[data-chart=emma]');
+  await openForm('n', 'Visit note');
+  assert.equal(await page.getByLabel('Plan', { exact: true }).inputValue(), 'Continue atorvastatin. Lipids in 3 months.');
   await page.keyboard.press('Control+Enter');
   await saved('Note signed');
   const note = page.locator('#encounters details.note').first();
