@@ -202,7 +202,7 @@ async function saved(what) {
   await page.waitForSelector('body[data-chart=emma]');
 }
 
-test('write and sign a note: the draft survives closing, the note lands in the chart and the API', async () => {
+test('write and sign a note: the draft survives closing, a lost connection and a reload; the note lands in the chart and the API', async () => {
   await openForm('n', 'Visit note');
   await page.getByLabel('Subjective', { exact: true }).fill('Follow-up after the emergency visit. No more chest pain.');
   await page.keyboard.press('Escape');
@@ -212,6 +212,16 @@ test('write and sign a note: the draft survives closing, the note lands in the c
   await page.getByLabel('Assessment', { exact: true }).fill('Atypical chest pain, resolved.');
   await page.getByLabel('Plan', { exact: true }).fill('Continue atorvastatin. Lipids in 3 months.');
   await shot(page, '05-note');
+  // the connection drops: nothing is saved, the draft stays, saving works once back
+  await page.context().setOffline(true);
+  await page.keyboard.press('Control+Enter');
+  await page.locator('dialog#action[open] .error', { hasText: 'draft is kept' }).waitFor();
+  await page.context().setOffline(false);
+  await page.keyboard.press('Escape');
+  await page.reload();
+  await page.waitForSelector('body[data-chart=emma]');
+  await openForm('n', 'Visit note');
+  assert.equal(await page.getByLabel('Plan', { exact: true }).inputValue(), 'Continue atorvastatin. Lipids in 3 months.');
   await page.keyboard.press('Control+Enter');
   await saved('Note signed');
   const note = page.locator('#encounters details.note').first();
@@ -269,6 +279,8 @@ test('order a lab test, refer, and book an appointment', async () => {
   assert.ok(srs.some((s) => s.code.coding?.[0]?.code === '4548-4'));
   const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(tasks.some((x) => /Cardiology/.test(x.description) && x.focus.reference.startsWith('ServiceRequest/')));
+  // the specialty is coded from the FHIR practice-setting value set (SNOMED CT)
+  assert.ok(srs.some((s) => s.performerType?.coding?.[0]?.code === '394579002'));
   const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(appts.length, 1);
   assert.ok(appts[0].start.startsWith(`${day}T10:30`));
@@ -351,7 +363,7 @@ test('edit demographics; recent patients on the landing page', async () => {
   assert.equal(await page.getByLabel('Phone', { exact: true }).inputValue(), emma.telecom[0].value);
   assert.equal(await page.getByLabel('Birth date', { exact: true }).inputValue(), emma.birthDate);
   await page.getByLabel('Phone', { exact: true }).fill('+1-555-0177');
-  await page.getByLabel('Preferred language', { exact: true }).selectOption('es');
+  await page.getByLabel('Preferred language', { exact: true }).selectOption({ label: 'Spanish' });
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.waitForFunction(() => location.hash === '#/patient/emma' && document.body.dataset.chart === 'emma');
   const p = (await api(srv, admin, 'GET', 'Patient/emma')).json;

@@ -10,6 +10,7 @@ import { h, announce, humanName, codeText, nowDateTime, todayISO, nextId } from 
 import * as fhir from './fhir.js';
 import { session, fhirUser, authApi } from './auth.js';
 import * as T from './terms.js';
+import { PRACTICE_SETTINGS, PRACTICE_SETTINGS_SYSTEM } from './valuesets.js';
 
 const { SYS } = T;
 
@@ -293,17 +294,17 @@ const DEF = {
     },
   },
   refer: {
-    fields: () => [text('to', 'Refer to (specialty or clinician)', { required: true, placeholder: 'e.g. Cardiology' }),
+    fields: () => [coded('to', 'Refer to (specialty or clinician)', PRACTICE_SETTINGS, { required: true, placeholder: 'e.g. Cardiology' }),
       area('why', 'Reason', { rows: 3, required: true }),
       select('priority', 'Priority', [['routine', 'Routine'], ['urgent', 'Urgent']])],
     paths: { 'ServiceRequest.performerType': 'to', 'ServiceRequest.reasonCode': 'why', 'Task.description': 'why' },
     check: (v) => (!v.to.trim() || !v.why.trim() ? { [!v.to.trim() ? 'to' : 'why']: 'Required.' } : null),
-    async save(v, chart, created) {
+    async save(v, chart, created, opts) {
       const sr = await fhir.create('ServiceRequest', {
         resourceType: 'ServiceRequest', status: 'active', intent: 'order', priority: v.priority,
         category: [{ coding: [{ system: SYS.sct, code: '3457005', display: 'Patient referral' }] }],
         code: { coding: [{ system: SYS.sct, code: '3457005', display: 'Patient referral' }], text: `Referral to ${v.to.trim()}` },
-        performerType: { text: v.to.trim() }, reasonCode: [{ text: v.why.trim() }],
+        performerType: concept(v.to, opts.to, PRACTICE_SETTINGS_SYSTEM), reasonCode: [{ text: v.why.trim() }],
         subject: patientRef(chart), authoredOn: nowDateTime(), requester: userRef(),
       });
       created.push(sr);

@@ -7,6 +7,7 @@
 import { h, clear, announce, humanName } from './util.js';
 import * as fhir from './fhir.js';
 import * as T from './terms.js';
+import { LANGUAGES, LANGUAGES_SYSTEM } from './valuesets.js';
 
 const { SYS, US_CORE } = T;
 const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.9999.1';
@@ -50,7 +51,8 @@ function fill(form, p) {
   const ethCode = omb(eth)[0];
   for (const el of form.querySelectorAll('input[name=ethnicity]')) el.checked = el.value === ethCode;
   const lang = (p.communication || []).find((c) => c.preferred) || (p.communication || [])[0];
-  form.language.value = (lang?.language?.coding?.[0]?.code || '').split('-')[0];
+  const lc = lang?.language?.coding?.[0]?.code || '';
+  form.language.value = LANGUAGES.some((l) => l[0] === lc) ? lc : lc.split('-')[0];
   const a = (p.address || [])[0] || {};
   form.line.value = (a.line || []).join(', ');
   form.city.value = a.city || '';
@@ -102,8 +104,8 @@ function build(form, base) {
   if (!p.extension.length) delete p.extension;
 
   if (v('language')) {
-    const [code, display] = T.LANGUAGES.find((l) => l[0] === v('language'));
-    p.communication = [{ language: { coding: [{ system: SYS.bcp47, code, display }], text: display }, preferred: true }];
+    const [code, display] = LANGUAGES.find((l) => l[0] === v('language'));
+    p.communication = [{ language: { coding: [{ system: LANGUAGES_SYSTEM, code, display }], text: display }, preferred: true }];
   } else delete p.communication;
   where.push(['Patient.communication', 'language']);
 
@@ -173,7 +175,7 @@ export async function renderPatientForm(main, id) {
     h('fieldset', {}, h('legend', {}, 'Race, ethnicity and language'),
       checks('race', 'Race (any that apply)', T.RACES),
       checks('ethnicity', 'Ethnicity', T.ETHNICITIES, 'radio'),
-      select('language', 'Preferred language', [['', '—'], ...T.LANGUAGES])),
+      select('language', 'Preferred language', [['', '—'], ...[...LANGUAGES].sort((a, b) => a[1].localeCompare(b[1]))])),
     h('fieldset', {}, h('legend', {}, 'Contact'),
       text('line', 'Street address', { autocomplete: 'off' }),
       h('div', { class: 'row' }, text('city', 'City', { autocomplete: 'off' }), text('state', 'State', { autocomplete: 'off', maxlength: 2, size: 3 }), text('postalCode', 'ZIP code', { autocomplete: 'off', inputmode: 'numeric' })),

@@ -1,6 +1,7 @@
 // terms.js - the code lists the forms offer as typeahead, before the codes
 // found in the data are added: well-known codes of the standard systems
-// (LOINC, UCUM, SNOMED CT, RxNorm, CVX, CDC race and ethnicity, BCP 47).
+// (LOINC, UCUM, SNOMED CT, RxNorm, CVX, CDC race and ethnicity). Value sets
+// of the FHIR definitions are in valuesets.js (generated).
 // Free text is always allowed when no code fits.
 
 export const SYS = {
@@ -133,11 +134,5 @@ export const GENDER_IDENTITIES = [
   ['ASKU', 'asked but declined', SYS.nullFlavor],
 ];
 
-export const LANGUAGES = [
-  ['en', 'English'], ['es', 'Spanish'], ['zh', 'Chinese'], ['vi', 'Vietnamese'], ['tl', 'Tagalog'],
-  ['ar', 'Arabic'], ['fr', 'French'], ['ko', 'Korean'], ['ru', 'Russian'], ['de', 'German'],
-  ['ht', 'Haitian Creole'], ['pt', 'Portuguese'], ['pl', 'Polish'], ['hi', 'Hindi'], ['it', 'Italian'],
-  ['ja', 'Japanese'], ['fa', 'Persian'], ['so', 'Somali'], ['nb', 'Norwegian Bokmål'], ['sv', 'Swedish'],
-];
 
 export const US_CORE = 'http://hl7.org/fhir/us/core/StructureDefinition';
