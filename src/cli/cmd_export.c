@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cli/commands.h"
@@ -189,8 +190,14 @@ int ehr_cmd_export(int argc, char **argv)
         rc = 1;
     } else {
         qsort(x->files, x->n_files, sizeof x->files[0], cmp_type);
-        printf("ehr export: %zu resources of %zu types to %s in %.1f s (%.0f resources/s)\n", n,
-               x->n_files, out, secs, secs > 0 ? (double)n / secs : 0.0);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        printf("ehr export: %zu resources of %zu types to %s in %.1f s (%.0f resources/s); "
+               "%.2f CPU s (%.0f resources per CPU-second)\n",
+               n, x->n_files, out, secs, secs > 0 ? (double)n / secs : 0.0, cpu,
+               cpu > 0 ? (double)n / cpu : 0.0);
         for (size_t i = 0; i < x->n_files; i++)
             printf("  %-28s %zu\n", x->files[i].type, x->files[i].n);
     }

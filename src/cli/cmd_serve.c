@@ -48,6 +48,7 @@ static void usage(FILE *f)
             "                    ones are answered 413\n"
             "  --max-bundle-entries N  most entries in one batch or transaction Bundle\n"
             "                    (default 10000); more are answered 413\n"
+            "  --export-dir DIR  where bulk $export files are written (default DB.exports)\n"
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
@@ -241,6 +242,8 @@ int ehr_cmd_serve(int argc, char **argv)
                 return 2;
             }
             rc.max_bundle_entries = n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--export-dir"))) {
+            rc.export_dir = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--bind"))) {
             hc.bind = v;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--base-url"))) {
@@ -326,6 +329,13 @@ int ehr_cmd_serve(int argc, char **argv)
     if (!ehr_opts_store_target(&so, "serve"))
         return 2;
     rc.max_body = hc.max_body;
+    /* bulk $export files: next to the SQLite file unless told otherwise */
+    char export_dir[4200];
+    if (!rc.export_dir) {
+        snprintf(export_dir, sizeof export_dir, "%s.exports",
+                 so.postgres ? "./var/postgres" : so.db ? so.db : EHR_DEFAULT_DB);
+        rc.export_dir = export_dir;
+    }
     if (ac.no_auth) {
         /* without authentication, never on a network */
         if (!hc.bind)

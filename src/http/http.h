@@ -78,6 +78,10 @@ typedef struct ehr_http_response {
     ehr_buf body;            /* owned by the server; handlers append */
     size_t n_headers;
     struct ehr_http_header headers[24];
+    /* > 0: send this open file (file_size bytes) instead of body, streamed
+       from the disk, never gzipped; the server closes it */
+    int file_fd;
+    uint64_t file_size;
 } ehr_http_response;
 
 enum { EHR_HTTP_NEXT = 0, EHR_HTTP_HANDLED = 1 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -262,13 +263,26 @@ enum MHD_Result ehr_http__send(struct req_ctx *rc, ehr_http_response *res)
     }
 
     struct MHD_Response *r;
-    if (len > 0) {
+    if (res->file_fd > 0 && status == 200) {
+        /* a large download (bulk export files): from the disk, memory stays flat */
+        free(data);
+        r = MHD_create_response_from_fd64(res->file_size, res->file_fd);
+        if (!r)
+            close(res->file_fd);
+        res->file_fd = 0;
+    } else if (len > 0) {
+        if (res->file_fd > 0)
+            close(res->file_fd);
+        res->file_fd = 0;
         /* MHD takes the malloc'ed bytes and frees them once sent: no copy */
         r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
         if (!r)
             free(data);
     } else {
         free(data);
+        if (res->file_fd > 0)
+            close(res->file_fd);
+        res->file_fd = 0;
         r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     if (!r)

@@ -146,6 +146,10 @@ ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store
     ehr_arena *a = ehr_arena_new();
     if (!a)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    if (!c->store->ops->scan) {
+        ehr_arena_free(&a);
+        return ehr_err_set(err, EHR_EUNSUPPORTED, "this storage backend cannot export yet");
+    }
     ehr_store_scan_q sq = *q;
     bool glass = false;
     st = repo_query_access(ctx, EHR_ACCESS_SEARCH, q->n_types == 1 ? q->types[0] : NULL, a,
@@ -166,4 +170,27 @@ ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store
     struct repo_event ev = {
         .action = "export", .n = k.n, .glass = glass, .query = q->since ? "_since" : NULL};
     return repo_audit_now(r, ctx, &ev, err);
+}
+
+ehr_status ehr_repo_export_allowed(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_err *err)
+{
+    ehr_arena *a = ehr_arena_new();
+    if (!a)
+        return ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    const ehr_store_access *acc = NULL;
+    bool glass = false;
+    ehr_status st = repo_query_access(ctx, EHR_ACCESS_SEARCH, NULL, a, &acc, &glass, err);
+    bool all = !st && !acc;
+    for (size_t g = 0; !st && acc && g < acc->n_groups && !all; g++)
+        all = !acc->groups[g].limited && acc->groups[g].n_types == 0;
+    ehr_arena_free(&a);
+    if (st && st != EHR_EFORBIDDEN)
+        return st;
+    if (!all) {
+        ehr_err_set(err, EHR_EFORBIDDEN,
+                    "a bulk export needs access to every record (system/*.rs or an "
+                    "unlimited user)");
+        return repo_after_write(r, ctx, EHR_EFORBIDDEN, "export", NULL, NULL, err);
+    }
+    return EHR_OK;
 }

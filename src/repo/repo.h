@@ -192,6 +192,9 @@ typedef struct ehr_repo_tx_opts {
        an import changes nothing */
     bool skip_unchanged;
     const char *base;    /* service base URL for response fullUrls, or NULL */
+    /* the caller gives the Bundle away: its resources are changed in place
+       (references rewritten) instead of copied first */
+    bool in_place;
 } ehr_repo_tx_opts;
 
 ehr_status ehr_repo_transaction(ehr_repo *r, const ehr_repo_ctx *ctx, const json_t *bundle,
@@ -236,6 +239,13 @@ ehr_status ehr_repo_everything(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_r
  */
 ehr_status ehr_repo_export(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_store_scan_q *q,
                            ehr_store_row_cb cb, void *cb_ctx, int64_t *last_key, ehr_err *err);
+
+/*
+ * May the caller start an asynchronous bulk export? Only a caller whose
+ * searches are unlimited (every type, every patient): the export job runs
+ * later, without the request's policy. EFORBIDDEN (audited) otherwise.
+ */
+ehr_status ehr_repo_export_allowed(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_err *err);
 
 /*
  * Record an event that is not a FHIR interaction (login, token grant,

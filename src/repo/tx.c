@@ -362,7 +362,9 @@ static ehr_status parse_entry(struct tx *t, struct txe *e, const json_t *entry)
         if (!json_is_object(res))
             return fail(e, EHR_EINVAL, "resource", "a %s entry needs a resource",
                         method_names[e->method]);
-        e->res = json_deep_copy(res);
+        /* references are rewritten in the resource: ours, or the caller's when
+           it gave the Bundle away (in_place) */
+        e->res = t->o.in_place ? json_incref((json_t *)res) : json_deep_copy(res);
         if (!e->res)
             return fail(e, EHR_ENOMEM, NULL, "out of memory");
         size_t before = e->issues.n;

@@ -425,6 +425,27 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET");
         return EHR_HTTP_HANDLED;
     }
+    if (!strcmp(first, "$export")) {
+        if (x.n_seg == 1 && (is_method(&x, "GET") || is_method(&x, "POST")))
+            rest_export_kickoff(&x, "system", NULL);
+        else
+            not_allowed(&x, "GET, POST");
+        return EHR_HTTP_HANDLED;
+    }
+    if (!strcmp(first, "$export-status") && x.n_seg == 2) {
+        if (is_method(&x, "GET") || is_method(&x, "DELETE"))
+            rest_export_status(&x, x.seg[1]);
+        else
+            not_allowed(&x, "GET, DELETE");
+        return EHR_HTTP_HANDLED;
+    }
+    if (!strcmp(first, "$export-file") && x.n_seg == 3) {
+        if (is_method(&x, "GET"))
+            rest_export_file(&x, x.seg[1], x.seg[2]);
+        else
+            not_allowed(&x, "GET");
+        return EHR_HTTP_HANDLED;
+    }
     if (first[0] == '$' || first[0] == '_') {
         rest_fail(&x, 404, "not-supported", NULL, "'%s' is not an operation this server offers",
                   first);
@@ -465,6 +486,13 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             not_allowed(&x, "GET");
         return EHR_HTTP_HANDLED;
     }
+    if (x.n_seg == 2 && !strcmp(first, "Patient") && !strcmp(second, "$export")) {
+        if (is_method(&x, "GET") || is_method(&x, "POST"))
+            rest_export_kickoff(&x, "patient", NULL);
+        else
+            not_allowed(&x, "GET, POST");
+        return EHR_HTTP_HANDLED;
+    }
     if (second[0] == '$') {
         rest_fail(&x, 404, "not-supported", NULL, "operation '%s' is not offered on %s", second,
                   first);
@@ -487,6 +515,13 @@ static int fhir_handler(void *ctx, ehr_http_request *req, ehr_http_response *res
             rest_delete(&x, first, second);
         else
             not_allowed(&x, "GET, PUT, PATCH, DELETE");
+        return EHR_HTTP_HANDLED;
+    }
+    if (x.n_seg == 3 && !strcmp(first, "Group") && !strcmp(x.seg[2], "$export")) {
+        if (is_method(&x, "GET") || is_method(&x, "POST"))
+            rest_export_kickoff(&x, "group", second);
+        else
+            not_allowed(&x, "GET, POST");
         return EHR_HTTP_HANDLED;
     }
     if (x.n_seg == 3 && !strcmp(first, "Patient") && !strcmp(x.seg[2], "$everything")) {
@@ -544,6 +579,8 @@ ehr_status ehr_rest_mount(ehr_http_server *s, ehr_repo *repo, const ehr_rest_con
             r->base_url[--n] = '\0';
     }
     ehr_status st = ehr_http_server_add(s, "/fhir", fhir_handler, r);
+    if (!st && cfg->export_dir)
+        st = rest_exports_start(r, cfg->export_dir);
     if (st) {
         free(r->base_url);
         free(r);
@@ -556,6 +593,7 @@ ehr_status ehr_rest_mount(ehr_http_server *s, ehr_repo *repo, const ehr_rest_con
 void ehr_rest_free(ehr_rest **r)
 {
     if (r && *r) {
+        rest_exports_stop(*r);
         free((*r)->base_url);
         free(*r);
         *r = NULL;

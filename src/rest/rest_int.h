@@ -9,10 +9,13 @@
 #include "fhir/outcome.h"
 #include "rest/rest.h"
 
+struct rest_exports;
+
 struct ehr_rest {
     ehr_repo *repo;
     ehr_rest_config cfg;
     char *base_url;
+    struct rest_exports *exports; /* bulk export jobs (export.c), NULL when off */
 };
 
 typedef enum { REST_JSON, REST_XML } rest_format;
@@ -69,6 +72,15 @@ void rest_capabilities(struct rctx *x);
 void rest_transaction(struct rctx *x);
 /* GET /fhir/Patient/ID/$everything (everything.c). */
 void rest_everything(struct rctx *x, const char *id);
+/* Bulk Data $export (export.c): kick-off at level "system", "patient" or
+   "group" (group_id), status polling and cancel, file download. */
+void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id);
+void rest_export_status(struct rctx *x, const char *id);
+void rest_export_file(struct rctx *x, const char *id, const char *file);
+/* The export worker: started by ehr_rest_mount when cfg.export_dir is set,
+   stopped by ehr_rest_free; it resumes unfinished jobs. */
+ehr_status rest_exports_start(struct ehr_rest *rest, const char *dir);
+void rest_exports_stop(struct ehr_rest *rest);
 
 /* Bundle text helpers: append "fullUrl" for type/id. */
 void rest_full_url(struct rctx *x, ehr_buf *b, const char *type, const char *id);

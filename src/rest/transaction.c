@@ -24,6 +24,7 @@ void rest_transaction(struct rctx *x)
         .representation = prefer && strstr(prefer, "return=representation"),
         /* re-sending the same Bundle (a loader's retry) makes no new versions */
         .skip_unchanged = true,
+        .in_place = true, /* the parsed body is ours */
         .base = x->base,
     };
     json_t *resp = NULL;

@@ -164,7 +164,7 @@ def t_everything():
 
 def t_direct_db():
     s = Server(name='direct')
-    rc, out, err = run_ehr('import', *store_args(s.db), '--quiet', S2019)
+    rc, out, err = run_ehr('import', *store_args(s.db, s.store), '--quiet', S2019)
     eq(rc, 1, 'exit status with one non-FHIR file in r4-2019 (stderr: %s)' % err[-2000:])
     check('INDEX_all_617_bundles_resource_counts.json' in err and 'not a FHIR' in err,
           'the non-FHIR file is named: %r' % err[-1000:])
@@ -219,12 +219,12 @@ def t_sigkill_during_import():
 
 def t_sigkill_direct():
     s = Server(name='killed-direct')
-    p = subprocess.Popen([EHR_BIN, 'import'] + store_args(s.db) + ['--quiet'] + F2019,
+    p = subprocess.Popen([EHR_BIN, 'import', *store_args(s.db, s.store), '--quiet'] + F2019,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    rc, out, err = run_ehr('import', *store_args(s.db), '--quiet', *F2019)
+    rc, out, err = run_ehr('import', *store_args(s.db, s.store), '--quiet', *F2019)
     eq(rc, 0, 're-run after SIGKILL of the importer (stderr: %s)' % err[-2000:])
     s.start()
     eq(server_counts(s.client(), EXP2019), EXP2019, 'resources per type')
@@ -250,16 +250,16 @@ def read_ndjson_dir(d):
 
 def t_export_round_trip():
     d = tempfile.mkdtemp(prefix='ehr-export-')
-    rc, out, err = run_ehr('export', *store_args(srv.db), '--out', d)
+    rc, out, err = run_ehr('export', *store_args(srv.db, srv.store), '--out', d)
     eq(rc, 0, 'export exit status (stderr: %s)' % err[-2000:])
     first = read_ndjson_dir(d)
     eq({t: len(v) for t, v in first.items() if t in EXP2021},
        EXP2021, 'exported resources per type vs the input files')
     s = Server(name='reimport')
-    rc, out, err = run_ehr('import', *store_args(s.db), '--quiet', d)
+    rc, out, err = run_ehr('import', *store_args(s.db, s.store), '--quiet', d)
     eq(rc, 0, 're-import exit status (stderr: %s)' % err[-2000:])
     d2 = tempfile.mkdtemp(prefix='ehr-export2-')
-    rc, out, err = run_ehr('export', *store_args(s.db), '--out', d2)
+    rc, out, err = run_ehr('export', *store_args(s.db, s.store), '--out', d2)
     eq(rc, 0, 'second export')
     second = read_ndjson_dir(d2)
     eq(sorted(second), sorted(first), 'types')
@@ -270,10 +270,10 @@ def t_export_round_trip():
                 t, i, json_diff(res, second[t][i])))
     # --type and --since
     d3 = tempfile.mkdtemp(prefix='ehr-export3-')
-    rc, out, err = run_ehr('export', *store_args(s.db), '--out', d3, '--type', 'Patient,Encounter')
+    rc, out, err = run_ehr('export', *store_args(s.db, s.store), '--out', d3, '--type', 'Patient,Encounter')
     eq(sorted(os.listdir(d3)), ['Encounter.ndjson', 'Patient.ndjson'], '--type files')
     d4 = tempfile.mkdtemp(prefix='ehr-export4-')
-    rc, out, err = run_ehr('export', *store_args(s.db), '--out', d4, '--since', '2999-01-01T00:00:00Z')
+    rc, out, err = run_ehr('export', *store_args(s.db, s.store), '--out', d4, '--since', '2999-01-01T00:00:00Z')
     eq(os.listdir(d4), [], '--since in the future exports nothing')
 
 

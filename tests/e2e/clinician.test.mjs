@@ -278,7 +278,7 @@ test('record vital signs and a problem; resolve it', async () => {
   await page.keyboard.press('Control+Enter');
   await saved('Problem resolved');
   assert.equal(await page.locator('#problems li', { hasText: 'Hypertensive disorder' }).count(), 0);
-  const bp = (await api(srv, admin, 'GET', 'Patient/emma/Observation')).json.entry.map((e) => e.resource)
+  const bp = (await api(srv, admin, 'GET', 'Patient/emma/Observation?_count=1000')).json.entry.map((e) => e.resource)
     .filter((o) => o.code.coding[0].code === '85354-9' && o.component[0].valueQuantity.value === 150);
   assert.equal(bp.length, 1);
   assert.equal(bp[0].component[0].valueQuantity.code, 'mm[Hg]');
