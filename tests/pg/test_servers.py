@@ -227,4 +227,8 @@ def t_audit_chain():
 
 test_expect_success('the audit chain written by both servers verifies', t_audit_chain)
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+
+atexit.register(shutil.rmtree, EXPORTS, True)
 test_done()
