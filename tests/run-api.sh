@@ -13,7 +13,8 @@ pgdir=""
 cleanup() {
     [ -z "$pgdir" ] || ../pg/cluster.sh stop "$pgdir" || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 for store in ${EHR_TEST_STORES:-sqlite postgres}; do
     export EHR_TEST_STORE="$store"
     if [ "$store" = postgres ] && [ -z "${EHR_TEST_PG:-}" ]; then
