@@ -13,13 +13,9 @@ pgdir=""
 cleanup() {
     [ -z "$pgdir" ] || ../pg/cluster.sh stop "$pgdir" || true
 }
-trap cleanup EXIT INT TERM
-# TEMPORARY (lead, 2026-12-07 22:10): PostgreSQL does not yet mirror the store
-# ops that search, bulk, hl7v2 and the audit journal added (cmd_serve crashes
-# on a NULL op); the postgres branch restores "sqlite postgres" as the default
-# once it does. Run EHR_TEST_STORES="sqlite postgres" to see the gap.
-echo "run-api: PostgreSQL pass off by default until postgres.c mirrors the new store ops (tests/run-api.sh)"
-for store in ${EHR_TEST_STORES:-sqlite}; do
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+for store in ${EHR_TEST_STORES:-sqlite postgres}; do
     export EHR_TEST_STORE="$store"
     if [ "$store" = postgres ] && [ -z "${EHR_TEST_PG:-}" ]; then
         EHR_TEST_PG=$(../pg/cluster.sh start) || { echo "run-api: no PostgreSQL cluster"; exit 1; }

@@ -49,7 +49,8 @@ static void usage(FILE *f)
             "                    ones are answered 413\n"
             "  --max-bundle-entries N  most entries in one batch or transaction Bundle\n"
             "                    (default 10000); more are answered 413\n"
-            "  --export-dir DIR  where bulk $export files are written (default DB.exports)\n"
+            "  --export-dir DIR  where bulk $export files are written (default DB.exports;\n"
+            "                    with --postgres, ./ehr-postgres.exports)\n"
             "  --base-url URL    the public base of the FHIR API, used in links\n"
             "                    (default: http://HOST/fhir from the request)\n"
             "  --tls-cert/--tls-key  PEM files: serve HTTPS\n"
@@ -348,7 +349,7 @@ int ehr_cmd_serve(int argc, char **argv)
     char export_dir[4200];
     if (!rc.export_dir) {
         snprintf(export_dir, sizeof export_dir, "%s.exports",
-                 so.postgres ? "./var/postgres" : so.db ? so.db : EHR_DEFAULT_DB);
+                 so.postgres ? "ehr-postgres" : so.db ? so.db : EHR_DEFAULT_DB);
         rc.export_dir = export_dir;
     }
     if (ac.no_auth) {

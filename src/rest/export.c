@@ -49,6 +49,7 @@
 struct rest_exports {
     struct ehr_rest *rest;
     char *dir;
+    char lease_owner[EHR_ID_LEN]; /* this process, in its job leases */
     pthread_t worker;
     bool have_worker, stopping;
     pthread_mutex_t lock;
@@ -120,6 +121,59 @@ static ehr_status job_update(ehr_repo *repo, json_t *job, ehr_err *err)
 static const char *jstr(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
+}
+
+/*
+ * Leases. Several servers may share one database (PostgreSQL): a job is
+ * run by the server that holds its lease, a document (kind LEASE_KIND,
+ * key the job id, doc this process's random token) that expires unless
+ * renewed after each chunk. Taking one is a create-only put, which
+ * succeeds only when there is none or it has expired, atomically in the
+ * store; so one server runs a job at a time, and when that server dies
+ * another takes the job over after LEASE_US and resumes it from the
+ * progress recorded (the export folder must then be shared). A chunk
+ * (EXPORT_CHUNK rows) must take less than LEASE_US.
+ */
+#define LEASE_KIND "bulk-export-lease"
+#define LEASE_US (30LL * 1000000)
+
+static bool lease(struct rest_exports *ex, const char *id, bool renew)
+{
+    ehr_store_conn *c;
+    ehr_err err = {{0}};
+    if (ehr_repo_conn(ex->rest->repo, &c, &err))
+        return false;
+    /* a SQLite file has one server: no lease to take (a restarted server
+       resumes its jobs at once) */
+    if (!strcmp(c->store->ops->name, "sqlite"))
+        return true;
+    if (renew) {
+        /* still ours? (an expired lease may have been taken over) */
+        ehr_buf b = EHR_BUF_INIT;
+        bool mine = !EHR_STORE_CALL(c, obj_get, LEASE_KIND, id, &b, &err) && b.data &&
+                    !strcmp(b.data, ex->lease_owner);
+        ehr_buf_free(&b);
+        if (!mine)
+            return false;
+    }
+    ehr_store_obj o = {.kind = LEASE_KIND,
+                       .key = id,
+                       .expires = ehr_time_now_us() + LEASE_US,
+                       .doc = ex->lease_owner,
+                       .doc_len = strlen(ex->lease_owner)};
+    return EHR_STORE_CALL(c, obj_put, &o, !renew, &err) == EHR_OK;
+}
+
+static void lease_drop(struct rest_exports *ex, const char *id)
+{
+    ehr_store_conn *c;
+    ehr_err err = {{0}};
+    ehr_buf b = EHR_BUF_INIT;
+    if (!ehr_repo_conn(ex->rest->repo, &c, &err) &&
+        !EHR_STORE_CALL(c, obj_get, LEASE_KIND, id, &b, &err) && b.data &&
+        !strcmp(b.data, ex->lease_owner))
+        EHR_STORE_CALL(c, obj_del, LEASE_KIND, id, &err);
+    ehr_buf_free(&b);
 }
 
 static long long jint(const json_t *o, const char *k)
@@ -394,6 +448,10 @@ static void run_job(struct rest_exports *ex, json_t *job)
         }
         if (finished)
             break;
+        if (!lease(ex, id, true)) {
+            ehr_log(EHR_LOG_WARN, "export: job %s: another server took it over", id);
+            break;
+        }
     }
     close_outs(&ru);
     for (size_t k = 0; k < ru.n_filters; k++)
@@ -401,19 +459,23 @@ static void run_job(struct rest_exports *ex, json_t *job)
     ehr_arena_free(&fa);
 }
 
+/* The unfinished jobs, oldest first: the worker runs the first whose
+   lease it can take. */
+#define PICK_MAX 16
 struct pick {
-    json_t *job;
+    json_t *jobs[PICK_MAX];
+    size_t n;
 };
 
 static ehr_status pick_one(void *p, const ehr_store_obj *o)
 {
     struct pick *pk = p;
-    if (pk->job)
+    if (pk->n == PICK_MAX)
         return EHR_OK;
     json_t *j = json_loadb(o->doc, o->doc_len, 0, NULL);
     const char *s = jstr(j, "status");
     if (s && (!strcmp(s, "queued") || !strcmp(s, "running")))
-        pk->job = j;
+        pk->jobs[pk->n++] = j;
     else
         json_decref(j);
     return EHR_OK;
@@ -430,11 +492,25 @@ static void *worker(void *p)
         ehr_err err = {{0}};
         if (!ehr_repo_conn(ex->rest->repo, &c, &err))
             EHR_STORE_CALL(c, obj_list, EXPORT_KIND, NULL, pick_one, &pk, &err);
-        if (pk.job) {
-            run_job(ex, pk.job);
-            json_decref(pk.job);
-            continue;
+        bool ran = false;
+        for (size_t i = 0; i < pk.n; i++) {
+            const char *id = jstr(pk.jobs[i], "id");
+            if (!ran && id && lease(ex, id, false)) {
+                /* the document as it is now, under the lease */
+                json_t *now = NULL;
+                ehr_err gerr = {{0}};
+                if (!job_get(ex->rest->repo, id, &now, &gerr) &&
+                    (!strcmp(jstr(now, "status") ?: "", "queued") ||
+                     !strcmp(jstr(now, "status") ?: "", "running")))
+                    run_job(ex, now);
+                json_decref(now);
+                lease_drop(ex, id);
+                ran = true;
+            }
+            json_decref(pk.jobs[i]);
         }
+        if (ran)
+            continue;
         pthread_mutex_lock(&ex->lock);
         if (!ex->stopping) {
             struct timespec ts;
@@ -455,6 +531,7 @@ ehr_status rest_exports_start(struct ehr_rest *rest, const char *dir)
         return EHR_ENOMEM;
     }
     ex->rest = rest;
+    ehr_id_new(ex->lease_owner);
     pthread_mutex_init(&ex->lock, NULL);
     pthread_cond_init(&ex->cond, NULL);
     ex->have_worker = pthread_create(&ex->worker, NULL, worker, ex) == 0;

@@ -52,8 +52,9 @@ struct pg_conn {
     ehr_store_conn base;
     PGconn *pg;
     bool prepared[PS_COUNT];
-    bool in_tx;      /* between begin and commit/rollback */
-    bool tx_started; /* its BEGIN has been sent */
+    bool in_tx;           /* between begin and commit/rollback */
+    bool tx_started;      /* its BEGIN has been sent */
+    bool commit_inflight; /* a read transaction's COMMIT awaits its answer */
     /* transaction control queued for the next round trip (postgres.c) */
 #define PG_MAX_PENDING 48
     const char *pending[PG_MAX_PENDING];

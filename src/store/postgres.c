@@ -402,6 +402,7 @@ static ehr_status ensure(struct pg_conn *c, ehr_err *err)
     if (c->in_tx)
         return ehr_err_set(err, EHR_EBUSY,
                            "the connection to the database was lost during a transaction");
+    c->commit_inflight = false;
     PQreset(c->pg);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         char m[256];
@@ -411,6 +412,21 @@ static ehr_status ensure(struct pg_conn *c, ehr_err *err)
     }
     ehr_log(EHR_LOG_INFO, "store: reconnected to PostgreSQL");
     return session_setup(c, err);
+}
+
+/*
+ * A read transaction's COMMIT is sent without waiting for its answer (a
+ * read has nothing to lose; the snapshot is released as soon as the server
+ * reads it): the answer is read here, before the session's next command.
+ */
+static void drain(struct pg_conn *c)
+{
+    if (!c->commit_inflight)
+        return;
+    c->commit_inflight = false;
+    PGresult *r;
+    while ((r = PQgetResult(c->pg)))
+        PQclear(r);
 }
 
 static bool result_ok(PGresult *r)
@@ -498,6 +514,7 @@ static PGresult *pipeline(struct pg_conn *c, const struct mainq *m, PGresult **f
     if (!PQexitPipelineMode(c->pg)) {
         /* results left unread (the session broke while sending): start
            afresh; the transaction, if any, is lost and reported so */
+        c->commit_inflight = false;
         PQreset(c->pg);
         memset(c->prepared, 0, sizeof c->prepared);
         if (PQstatus(c->pg) == CONNECTION_OK)
@@ -520,6 +537,7 @@ static PGresult *pipeline(struct pg_conn *c, const struct mainq *m, PGresult **f
 static PGresult *exec_main(struct pg_conn *c, const struct mainq *m, bool read_only,
                            enum pg_stmt id, ehr_status *st, ehr_err *err, const char *what)
 {
+    drain(c);
     if (c->pending_overflow) {
         *st = ehr_err_set(err, EHR_EINTERNAL, "too many nested savepoints");
         return NULL;
@@ -613,6 +631,7 @@ PGresult *pg_dynamic(struct pg_conn *c, struct pg_q *q, bool read_only, ehr_stat
 /* Run a command without parameters (simple protocol; may hold several). */
 static ehr_status simple(struct pg_conn *c, const char *sql, ehr_err *err, const char *what)
 {
+    drain(c);
     PGresult *r = PQexec(c->pg, sql);
     if (!result_ok(r))
         return pg_fail(c, r, err, what);
@@ -854,6 +873,12 @@ static ehr_status p_commit(ehr_store_conn *base, ehr_err *err)
         end_tx(c); /* nothing was sent: nothing to commit */
         return EHR_OK;
     }
+    if (!c->write_tx && c->n_pending == 0 && PQstatus(c->pg) == CONNECTION_OK &&
+        PQsendQuery(c->pg, "COMMIT")) {
+        c->commit_inflight = true; /* read by drain() */
+        end_tx(c);
+        return EHR_OK;
+    }
     struct mainq m = {.sql = "COMMIT"};
     PGresult *r = exec_main(c, &m, false, PS_COUNT, &st, err, "committing");
     /* COMMIT of a failed transaction answers ROLLBACK: not a success */
@@ -869,6 +894,7 @@ static ehr_status p_commit(ehr_store_conn *base, ehr_err *err)
 static void p_rollback(ehr_store_conn *base)
 {
     struct pg_conn *c = (struct pg_conn *)base;
+    drain(c);
     if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         simple(c, "ROLLBACK", NULL, "rolling back");
     end_tx(c);

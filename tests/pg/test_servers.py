@@ -13,6 +13,7 @@ What must hold across processes as it does inside one (FHIR R4 http.html):
   - a server killed mid-write loses nothing it acknowledged;
   - the audit hash chain written by both verifies.
 """
+import json
 import os
 import sys
 import threading
@@ -26,8 +27,13 @@ if STORE != 'postgres':
     print('1..0 # SKIP needs EHR_TEST_STORE=postgres')
     sys.exit(0)
 
-a = Server(name='pg-a').start()
-b = Server(name='pg-b', db=a.db)
+import tempfile
+import urllib.parse
+
+# one export folder for both, as docs/scaling.md asks (shared storage)
+EXPORTS = tempfile.mkdtemp(prefix='ehr-pg-exports-')
+a = Server(name='pg-a', extra_args=['--export-dir', EXPORTS]).start()
+b = Server(name='pg-b', db=a.db, extra_args=['--export-dir', EXPORTS])
 b.token = a.token          # the same users: one database
 b.start()
 SYS = 'http://example.org/ehr-test/pg'
@@ -136,6 +142,47 @@ test_expect_success('concurrent updates through two servers: no lost or duplicat
                     t_no_lost_update)
 
 
+def t_export_one_server():
+    # the data: patients with observations, through both servers
+    for i in range(40):
+        cl = srv_for(i)
+        r = cl.post('/fhir/Patient', json={'resourceType': 'Patient', 'gender': 'male'})
+        expect_status(r, 201)
+        for k in range(3):
+            expect_status(cl.post('/fhir/Observation', json={
+                'resourceType': 'Observation', 'status': 'final', 'code': {'text': 'x%d' % k},
+                'subject': {'reference': 'Patient/' + r.json['id']}}), 201)
+    want = {}
+    for t in ('Patient', 'Observation'):
+        want[t] = a.client().get('/fhir/%s?_summary=count' % t).json['total']
+    h = {'Prefer': 'respond-async', 'Accept': 'application/fhir+json'}
+    r = a.client().get('/fhir/$export?_type=Patient,Observation', headers=h)
+    expect_status(r, 202)
+    st = urllib.parse.urlsplit(r.header('Content-Location')).path
+    deadline = time.time() + 120
+    while True:
+        r = b.client().get(st)     # asked of the other server
+        if r.status == 200:
+            break
+        eq(r.status, 202, 'status of the job')
+        check(time.time() < deadline, 'the export did not finish within 120 s')
+        time.sleep(0.2)
+    m = json.loads(r.content())
+    got = {}
+    for o in m['output']:
+        f = b.client().get(urllib.parse.urlsplit(o['url']).path, headers={'Accept': None})
+        expect_status(f, 200)
+        ids = [loads_exact(l.encode())['id'] for l in f.content().decode().split('\n') if l]
+        eq(len(ids), len(set(ids)), '%s: no resource written twice' % o['type'])
+        eq(len(ids), o['count'], '%s: lines vs the manifest' % o['type'])
+        got[o['type']] = len(ids)
+    eq(got, want, 'every resource once, the job run by one server')
+
+
+test_expect_success('bulk $export with two servers on one database: one runs the job, once',
+                    t_export_one_server)
+
+
 def t_kill_mid_write():
     acked = {}
     lock = threading.Lock()
@@ -180,4 +227,8 @@ def t_audit_chain():
 
 test_expect_success('the audit chain written by both servers verifies', t_audit_chain)
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+
+atexit.register(shutil.rmtree, EXPORTS, True)
 test_done()
