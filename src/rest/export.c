@@ -204,6 +204,20 @@ static void remove_files(struct rest_exports *ex, const char *id)
     rmdir(d);
 }
 
+/* mkdir -p: the export folder may be new (./var/postgres.exports) */
+static void mkdir_p(const char *path)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0750);
+            *s = '/';
+        }
+    mkdir(p, 0750);
+}
+
 /* -- the worker -- */
 
 struct out {
@@ -326,8 +340,7 @@ static void run_job(struct rest_exports *ex, json_t *job)
     char id[80], dir[4200];
     snprintf(id, sizeof id, "%s", jstr(job, "id"));
     job_dir(ex, id, dir, sizeof dir);
-    mkdir(ex->dir, 0750);
-    mkdir(dir, 0750);
+    mkdir_p(dir);
     const char *types[EXPORT_MAX_TYPES], *pats[EXPORT_MAX_MEMBERS];
     ehr_store_scan_q q = {.since = (int64_t)jint(job, "since"), .types = types, .patients = pats};
     size_t i;
