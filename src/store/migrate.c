@@ -247,6 +247,31 @@ static ehr_status copy_table(sqlite3 *db, PGconn *pg, const char *table, FILE *p
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return sq_err(db, err, "reading a table");
     int ncol = sqlite3_column_count(st);
+    /* which target columns are bytea: their values go as hex (\\x...) */
+    bool bytea[64] = {0};
+    for (int i = 0; i < ncol && i < 64; i++) {
+        const char *vals[] = {table, sqlite3_column_name(st, i)};
+        r = PQexecParams(pg,
+                         "SELECT data_type = 'bytea' FROM information_schema.columns WHERE "
+                         "table_schema = 'public' AND table_name = $1 AND column_name = $2",
+                         2, NULL, vals, NULL, NULL, 0);
+        bytea[i] = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                   PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+    }
+    if (ncol > 64) {
+        sqlite3_finalize(st);
+        return ehr_err_set(err, EHR_ELIMIT, "table %s has more than 64 columns", table);
+    }
+    /* rows a migration seeds (audit_journal's mark) give way to the copied
+       ones; the target holds no data (copy_all checked) */
+    snprintf(sql, sizeof sql, "DELETE FROM \"%s\"", table);
+    r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        sqlite3_finalize(st);
+        return pq_err(pg, r, err, "clearing a table");
+    }
+    PQclear(r);
     ehr_buf b = EHR_BUF_INIT;
     ehr_buf_printf(&b, "COPY %s(", table);
     for (int i = 0; i < ncol; i++)
@@ -272,6 +297,12 @@ static ehr_status copy_table(sqlite3 *db, PGconn *pg, const char *table, FILE *p
                 break;
             if (t == SQLITE_NULL) {
                 res = ehr_buf_puts(&b, "\\N");
+            } else if (bytea[i]) {
+                const unsigned char *v = sqlite3_column_blob(st, i);
+                int n = sqlite3_column_bytes(st, i);
+                res = ehr_buf_puts(&b, "\\\\x");
+                for (int k = 0; !res && k < n; k++)
+                    res = ehr_buf_printf(&b, "%02x", v[k]);
             } else if (t == SQLITE_FLOAT) {
                 res = ehr_buf_printf(&b, "%.17g", sqlite3_column_double(st, i));
             } else {
@@ -338,28 +369,30 @@ static ehr_status copy_all(sqlite3 *db, PGconn *pg, FILE *progress, ehr_err *err
     while (!res && nt < 64 && sqlite3_step(st) == SQLITE_ROW)
         snprintf(tables[nt++], sizeof tables[0], "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
-    for (int i = 0; !res && i < nt; i++) {
-        /* the SQLite full-text index (FTS5 table and its shadow tables) has
-           no PostgreSQL form yet: search rebuilds what it needs */
-        if (!strncmp(tables[i], "idx_text", 8))
-            continue;
+    for (int i = 0; !res && i < nt; i++)
         res = copy_table(db, pg, tables[i], progress, err);
-    }
-    /* serial keys: the sequences continue after the copied values */
-    for (int i = 0; !res && i < nt; i++) {
-        char sql[400];
-        snprintf(sql, sizeof sql,
-                 "SELECT setval(s, (SELECT coalesce(max(%s), 0) + 1 FROM %s), false) FROM "
-                 "pg_get_serial_sequence('%s', '%s') s WHERE s IS NOT NULL",
-                 !strcmp(tables[i], "resource") ? "rid" : "key", tables[i], tables[i],
-                 !strcmp(tables[i], "resource") ? "rid" : "key");
-        if (strcmp(tables[i], "resource") && strcmp(tables[i], "current"))
-            continue;
-        r = PQexec(pg, sql);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-            res = pq_err(pg, r, err, "moving a sequence");
-        else
-            PQclear(r);
+    /* serial keys (resource.rid, current.key, hl7_message.id, ...): each
+       sequence continues after the copied values */
+    r = res ? NULL
+            : PQexec(pg, "SELECT table_name, column_name FROM information_schema.columns WHERE "
+                         "table_schema = 'public' AND column_default LIKE 'nextval(%'");
+    if (r && PQresultStatus(r) != PGRES_TUPLES_OK)
+        res = pq_err(pg, r, err, "listing sequences");
+    else if (r) {
+        for (int i = 0; !res && i < PQntuples(r); i++) {
+            const char *t = PQgetvalue(r, i, 0), *col = PQgetvalue(r, i, 1);
+            char sql[400];
+            snprintf(sql, sizeof sql,
+                     "SELECT setval(pg_get_serial_sequence('%s', '%s'), "
+                     "(SELECT coalesce(max(\"%s\"), 0) + 1 FROM \"%s\"), false)",
+                     t, col, col, t);
+            PGresult *x = PQexec(pg, sql);
+            if (PQresultStatus(x) != PGRES_TUPLES_OK)
+                res = pq_err(pg, x, err, "moving a sequence");
+            else
+                PQclear(x);
+        }
+        PQclear(r);
     }
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     r = PQexec(pg, res ? "ROLLBACK" : "COMMIT");

@@ -24,7 +24,9 @@ enum pg_stmt {
     PS_CURRENT,
     PS_VERSION,
     PS_PUT,
-    PS_AUDIT_HEAD,
+    PS_REINDEX,
+    PS_AJ_GET,
+    PS_AJ_SET,
     PS_AUDIT_INSERT,
     PS_COMP_CURRENT,
     PS_COMP_VERSION,
@@ -42,21 +44,23 @@ enum pg_stmt {
 struct pg_store {
     ehr_store base;
     char *conninfo;
-    char *put_sql; /* built from the index table description (postgres.c) */
+    char *put_sql;     /* built from the index table description (postgres.c) */
+    char *reindex_sql; /* likewise */
 };
 
 struct pg_conn {
     ehr_store_conn base;
     PGconn *pg;
     bool prepared[PS_COUNT];
-    bool in_tx;     /* between begin and commit/rollback */
+    bool in_tx;      /* between begin and commit/rollback */
+    bool tx_started; /* its BEGIN has been sent */
+    /* transaction control queued for the next round trip (postgres.c) */
+#define PG_MAX_PENDING 48
+    const char *pending[PG_MAX_PENDING];
+    int n_pending;
+    bool pending_overflow;
     bool write_tx;  /* the transaction holds the write lock */
     bool sync_full; /* set_sync */
-    /* the audit chain head, known while this write transaction holds the
-       write lock (forgotten at any rollback) */
-    bool head_known;
-    int64_t head_seq;
-    char head_hash[65];
 };
 
 /*
@@ -107,7 +111,7 @@ int64_t pg_get_i64(const PGresult *r, int row, int col);
    columns after (key, type) with their SQL type and the ehr_store_value
    field they hold. The write (one statement per put) and the search
    rendering are both built from this table. */
-enum pg_field { PF_PARAM, PF_S1, PF_S2, PF_S3, PF_NUM, PF_LO, PF_HI };
+enum pg_field { PF_PARAM, PF_S1, PF_S2, PF_S3, PF_NUM, PF_LO, PF_HI, PF_GRP };
 struct pg_col {
     const char *name, *sqltype;
     enum pg_field field;
@@ -115,7 +119,7 @@ struct pg_col {
 struct pg_kind {
     const char *table;
     int n_cols;
-    struct pg_col cols[4];
+    struct pg_col cols[5];
 };
 #define PG_N_KINDS 7
 extern const struct pg_kind ehr_pg__kinds[PG_N_KINDS];
@@ -139,8 +143,20 @@ ehr_status ehr_pg__obj_del(ehr_store_conn *c, const char *kind, const char *key,
 ehr_status ehr_pg__obj_list(ehr_store_conn *c, const char *kind, const char *owner,
                             ehr_store_obj_cb cb, void *ctx, ehr_err *err);
 ehr_status ehr_pg__obj_purge(ehr_store_conn *c, ehr_err *err);
-/* bulk export: current resources in key order, a page at a time (store.h scan) */
 ehr_status ehr_pg__scan(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
                         void *ctx, int64_t *last_key, ehr_err *err);
+ehr_status ehr_pg__audit_applied_get(ehr_store_conn *c, int64_t *generation, int64_t *offset,
+                                     ehr_err *err);
+ehr_status ehr_pg__audit_applied_set(ehr_store_conn *c, int64_t generation, int64_t offset,
+                                     ehr_err *err);
+/* postgres_hl7.c */
+ehr_status ehr_pg__hl7_put(ehr_store_conn *c, const ehr_store_hl7 *m, int64_t *id, ehr_err *err);
+ehr_status ehr_pg__hl7_update(ehr_store_conn *c, const ehr_store_hl7 *m, ehr_err *err);
+ehr_status ehr_pg__hl7_list(ehr_store_conn *c, const ehr_store_hl7_q *q, ehr_store_hl7_cb cb,
+                            void *ctx, ehr_err *err);
+/* postgres_search.c; access limits as SQL (postgres_query.c) over alias a:
+   its type, and its key (versions false) or version rid (true) */
+void ehr_pg__access_sql(struct pg_q *q, ehr_buf *w, const ehr_store_access *ac,
+                        const char *type_col, bool versions, const char *id_col);
 
 #endif

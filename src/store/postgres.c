@@ -42,40 +42,48 @@
 #define LOCK_WRITE 1
 #define LOCK_MIGRATE 2
 
+#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+#define GRP                                                                                        \
+    {                                                                                              \
+        "grp", "int", PF_GRP                                                                       \
+    }
 const struct pg_kind ehr_pg__kinds[PG_N_KINDS] = {
-    [EHR_IDX_STRING] = {"idx_string",
-                        3,
-                        {{"param", "text", PF_PARAM},
-                         {"norm", "text", PF_S1},
-                         {"exact", "text", PF_S2}}},
+    [EHR_IDX_STRING] =
+        {"idx_string",
+         4,
+         {{"param", "text", PF_PARAM}, {"norm", "text", PF_S1}, {"exact", "text", PF_S2}, GRP}},
     [EHR_IDX_TOKEN] = {"idx_token",
-                       4,
+                       5,
                        {{"param", "text", PF_PARAM},
                         {"system", "text", PF_S1},
                         {"code", "text", PF_S2},
-                        {"text", "text", PF_S3}}},
-    [EHR_IDX_DATE] = {"idx_date",
-                      3,
-                      {{"param", "text", PF_PARAM},
-                       {"lo", "bigint", PF_LO},
-                       {"hi", "bigint", PF_HI}}},
+                        {"text", "text", PF_S3},
+                        GRP}},
+    [EHR_IDX_DATE] =
+        {"idx_date",
+         4,
+         {{"param", "text", PF_PARAM}, {"lo", "bigint", PF_LO}, {"hi", "bigint", PF_HI}, GRP}},
     [EHR_IDX_REFERENCE] = {"idx_reference",
-                           4,
+                           5,
                            {{"param", "text", PF_PARAM},
                             {"target_type", "text", PF_S1},
                             {"target_id", "text", PF_S2},
-                            {"url", "text", PF_S3}}},
+                            {"url", "text", PF_S3},
+                            GRP}},
     [EHR_IDX_QUANTITY] = {"idx_quantity",
-                          4,
+                          5,
                           {{"param", "text", PF_PARAM},
                            {"value", "float8", PF_NUM},
                            {"system", "text", PF_S1},
-                           {"code", "text", PF_S2}}},
+                           {"code", "text", PF_S2},
+                           GRP}},
     [EHR_IDX_NUMBER] = {"idx_number",
-                        2,
-                        {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}}},
-    [EHR_IDX_URI] = {"idx_uri", 2, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}}},
+                        3,
+                        {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}, GRP}},
+    [EHR_IDX_URI] = {"idx_uri", 3, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}, GRP}},
 };
+#undef GRP
 
 /*
  * Versioned migrations: index i brings the schema from version i to i+1,
@@ -164,6 +172,41 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(kind, key));"
     "CREATE INDEX auth_object_owner ON auth_object(kind, owner);"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 3: search: composite items (grp), probes by (key, param), :text on
+       token display text, quantities by unit */
+    "ALTER TABLE idx_string ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_token ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_date ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_reference ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_quantity ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_number ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "ALTER TABLE idx_uri ADD COLUMN grp int NOT NULL DEFAULT 0;"
+    "DROP INDEX idx_string_k; CREATE INDEX idx_string_k ON idx_string(key, param);"
+    "DROP INDEX idx_token_k; CREATE INDEX idx_token_k ON idx_token(key, param);"
+    "DROP INDEX idx_date_k; CREATE INDEX idx_date_k ON idx_date(key, param);"
+    "DROP INDEX idx_reference_k; CREATE INDEX idx_reference_k ON idx_reference(key, param);"
+    "DROP INDEX idx_quantity_k; CREATE INDEX idx_quantity_k ON idx_quantity(key, param);"
+    "DROP INDEX idx_number_k; CREATE INDEX idx_number_k ON idx_number(key, param);"
+    "DROP INDEX idx_uri_k; CREATE INDEX idx_uri_k ON idx_uri(key, param);"
+    "ALTER TABLE idx_token ALTER COLUMN text TYPE text COLLATE \"C\";"
+    "CREATE INDEX idx_token_text ON idx_token(type, param, text);"
+    "CREATE INDEX idx_quantity_c ON idx_quantity(type, param, code, value);"
+    "CREATE INDEX idx_reference_t ON idx_reference(target_type, target_id);",
+    /* 4: HL7 v2 messages, raw, in and out (postgres_hl7.c) */
+    "CREATE TABLE hl7_message(id bigserial PRIMARY KEY, direction text NOT NULL,"
+    "  peer text NOT NULL, control_id text NOT NULL, type text NOT NULL,"
+    "  status text NOT NULL, ack_code text, outcome text,"
+    "  received bigint NOT NULL, processed bigint NOT NULL DEFAULT 0,"
+    "  attempts bigint NOT NULL DEFAULT 0, next_try bigint NOT NULL DEFAULT 0,"
+    "  raw bytea NOT NULL, ack bytea, dedup text UNIQUE);"
+    "CREATE INDEX hl7_message_status ON hl7_message(direction, status, next_try);",
+    /* 5: placeholder for bulk export jobs, as in sqlite.c */
+    "SELECT 1;",
+    /* 6: the audit journal's mark (unused on PostgreSQL, which has no local
+       journal; kept so that the schema matches and `ehr migrate` copies it) */
+    "CREATE TABLE audit_journal(id int PRIMARY KEY CHECK (id = 1),"
+    "  generation bigint NOT NULL, applied bigint NOT NULL);"
+    "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -376,40 +419,180 @@ static bool result_ok(PGresult *r)
     return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
+/*
+ * Transaction control is deferred: BEGIN (with the write lock and the
+ * audit chain head), SAVEPOINT, RELEASE and ROLLBACK TO are queued on the
+ * connection and sent in one pipeline (libpq pipeline mode) with the next
+ * statement, or with COMMIT: a write job costs a round trip per statement
+ * it runs, not per control command.
+ */
+static void defer(struct pg_conn *c, const char *sql)
+{
+    if (c->n_pending < PG_MAX_PENDING)
+        c->pending[c->n_pending++] = sql;
+    else
+        c->pending_overflow = true;
+}
+
+/* The statement sent after the queued ones. */
+struct mainq {
+    const char *name;        /* prepared statement name, or NULL for sql */
+    const char *prepare_sql; /* when the name must be prepared first */
+    const char *sql;
+    int n;
+    const char *const *vals;
+    const int *lens, *fmts;
+};
+
+/* Read the results of one pipelined query into *keep (the last non-NULL)
+   or note its failure. */
+static void pipe_results(struct pg_conn *c, PGresult **keep, PGresult **fail)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c->pg))) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+            if (keep) {
+                PQclear(*keep);
+                *keep = r;
+            } else
+                PQclear(r);
+        } else if (!*fail && s != PGRES_PIPELINE_ABORTED) {
+            *fail = r;
+        } else
+            PQclear(r);
+    }
+}
+
+/* Send the queued commands and m (may be NULL) in one pipeline. */
+static PGresult *pipeline(struct pg_conn *c, const struct mainq *m, PGresult **fail)
+{
+    *fail = NULL;
+    if (!PQenterPipelineMode(c->pg))
+        return NULL;
+    int sent = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < c->n_pending; i++, sent++)
+        ok = PQsendQueryParams(c->pg, c->pending[i], 0, NULL, NULL, NULL, NULL, 0);
+    bool prep = false;
+    if (ok && m && m->prepare_sql) {
+        ok = PQsendPrepare(c->pg, m->name, m->prepare_sql, 0, NULL);
+        prep = ok;
+    }
+    if (ok && m)
+        ok = m->name ? PQsendQueryPrepared(c->pg, m->name, m->n, m->vals, m->lens, m->fmts, 0)
+                     : PQsendQueryParams(c->pg, m->sql, m->n, NULL, m->vals, m->lens, m->fmts, 0);
+    if (ok)
+        ok = PQpipelineSync(c->pg);
+    PGresult *main_r = NULL;
+    if (ok) {
+        for (int i = 0; i < sent; i++)
+            pipe_results(c, NULL, fail);
+        if (prep)
+            pipe_results(c, NULL, fail);
+        if (m)
+            pipe_results(c, &main_r, fail);
+        PGresult *r = PQgetResult(c->pg); /* the sync */
+        PQclear(r);
+    }
+    if (!PQexitPipelineMode(c->pg)) {
+        /* results left unread (the session broke while sending): start
+           afresh; the transaction, if any, is lost and reported so */
+        PQreset(c->pg);
+        memset(c->prepared, 0, sizeof c->prepared);
+        if (PQstatus(c->pg) == CONNECTION_OK)
+            session_setup(c, NULL);
+        ok = false;
+    }
+    if (!ok || *fail) {
+        PQclear(main_r);
+        return NULL;
+    }
+    return main_r ? main_r : PQmakeEmptyPGresult(c->pg, PGRES_COMMAND_OK);
+}
+
+/*
+ * Run m after the queued commands. Returns its result (caller PQclear) or
+ * NULL with *st set. A dead session is replaced and the whole retried once
+ * when nothing can have been applied: a transaction not yet begun on the
+ * server, or a read outside any transaction.
+ */
+static PGresult *exec_main(struct pg_conn *c, const struct mainq *m, bool read_only,
+                           enum pg_stmt id, ehr_status *st, ehr_err *err, const char *what)
+{
+    if (c->pending_overflow) {
+        *st = ehr_err_set(err, EHR_EINTERNAL, "too many nested savepoints");
+        return NULL;
+    }
+    for (int attempt = 0;; attempt++) {
+        bool fresh = c->in_tx && !c->tx_started; /* BEGIN is among the queued */
+        if (PQstatus(c->pg) != CONNECTION_OK && (!c->in_tx || fresh)) {
+            bool saved = c->in_tx;
+            c->in_tx = false;
+            *st = ensure(c, err);
+            c->in_tx = saved;
+            if (*st)
+                return NULL;
+        } else if (PQstatus(c->pg) != CONNECTION_OK) {
+            *st = ehr_err_set(err, EHR_EBUSY,
+                              "the connection to the database was lost during a transaction");
+            return NULL;
+        }
+        struct mainq mm;
+        if (m) {
+            mm = *m;
+            if (mm.name && id < PS_COUNT && !c->prepared[id])
+                mm.prepare_sql = mm.sql;
+            m = &mm;
+        }
+        PGresult *r, *fail = NULL;
+        if (c->n_pending == 0 && m && !m->prepare_sql)
+            r = m->name ? PQexecPrepared(c->pg, m->name, m->n, m->vals, m->lens, m->fmts, 0)
+                        : PQexecParams(c->pg, m->sql, m->n, NULL, m->vals, m->lens, m->fmts, 0);
+        else
+            r = pipeline(c, m, &fail);
+        if (r && !result_ok(r)) {
+            fail = r;
+            r = NULL;
+        }
+        if (r) {
+            if (m && m->prepare_sql)
+                c->prepared[id] = true;
+            c->n_pending = 0;
+            if (c->in_tx)
+                c->tx_started = true;
+            *st = EHR_OK;
+            return r;
+        }
+        bool lost = PQstatus(c->pg) != CONNECTION_OK;
+        if (lost && attempt == 0 && (fresh || (read_only && !c->in_tx))) {
+            PQclear(fail);
+            continue; /* once, on a new session: nothing was applied */
+        }
+        c->n_pending = 0;
+        if (c->in_tx)
+            c->tx_started = true; /* whatever ran, the caller rolls back */
+        *st = pg_fail(c, fail, err, what);
+        return NULL;
+    }
+}
+
 PGresult *pg_prepared(struct pg_conn *c, enum pg_stmt id, int n, const char *const *vals,
                       const int *lens, const int *fmts, bool read_only, ehr_status *st,
                       ehr_err *err, const char *what)
 {
     struct pg_store *s = (struct pg_store *)c->base.store;
-    for (int attempt = 0;; attempt++) {
-        if ((*st = ensure(c, err)))
-            return NULL;
-        char name[16];
-        snprintf(name, sizeof name, "e%d", (int)id);
-        PGresult *r = NULL;
-        if (!c->prepared[id]) {
-            const char *sql = id == PS_PUT ? s->put_sql : ehr_pg__query_sql[id];
-            r = PQprepare(c->pg, name, sql, 0, NULL);
-            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-                PQclear(r);
-                r = NULL;
-                c->prepared[id] = true;
-            }
-        }
-        if (!r)
-            r = PQexecPrepared(c->pg, name, n, vals, lens, fmts, 0);
-        if (result_ok(r)) {
-            *st = EHR_OK;
-            return r;
-        }
-        bool lost = PQstatus(c->pg) != CONNECTION_OK;
-        if (lost && read_only && !c->in_tx && attempt == 0) {
-            PQclear(r);
-            continue; /* once, on a fresh session */
-        }
-        *st = pg_fail(c, r, err, what);
-        return NULL;
-    }
+    char name[16];
+    snprintf(name, sizeof name, "e%d", (int)id);
+    struct mainq m = {.name = name,
+                      .sql = id == PS_PUT       ? s->put_sql
+                             : id == PS_REINDEX ? s->reindex_sql
+                                                : ehr_pg__query_sql[id],
+                      .n = n,
+                      .vals = vals,
+                      .lens = lens,
+                      .fmts = fmts};
+    return exec_main(c, &m, read_only, id, st, err, what);
 }
 
 PGresult *pg_dynamic(struct pg_conn *c, struct pg_q *q, bool read_only, ehr_status *st,
@@ -423,21 +606,8 @@ PGresult *pg_dynamic(struct pg_conn *c, struct pg_q *q, bool read_only, ehr_stat
         *st = ehr_err_set(err, EHR_ELIMIT, "the query has too many values (at most 60000)");
         return NULL;
     }
-    for (int attempt = 0;; attempt++) {
-        if ((*st = ensure(c, err)))
-            return NULL;
-        PGresult *r = PQexecParams(c->pg, q->sql.data, q->n, NULL, q->vals, NULL, NULL, 0);
-        if (result_ok(r)) {
-            *st = EHR_OK;
-            return r;
-        }
-        if (PQstatus(c->pg) != CONNECTION_OK && read_only && !c->in_tx && attempt == 0) {
-            PQclear(r);
-            continue;
-        }
-        *st = pg_fail(c, r, err, what);
-        return NULL;
-    }
+    struct mainq m = {.sql = q->sql.data, .n = q->n, .vals = q->vals};
+    return exec_main(c, &m, read_only, PS_COUNT, st, err, what);
 }
 
 /* Run a command without parameters (simple protocol; may hold several). */
@@ -452,47 +622,63 @@ static ehr_status simple(struct pg_conn *c, const char *sql, ehr_err *err, const
 
 /* -- open, migrate, connect -------------------------------------------- */
 
-/* The put statement, from the kind table (see pg_int.h). */
-static char *build_put_sql(void)
+/*
+ * The put statement (and, reindex true, the reindex statement), from the
+ * kind table (pg_int.h). Parameters: $1 type, $2 id, $3 version, $4
+ * last_updated, $5 deleted, $6 method, $7 content, $8 the patients (text[]),
+ * then one array per column of each kind, in table order.
+ */
+static char *build_write_sql(bool reindex)
 {
     ehr_buf b = EHR_BUF_INIT;
-    ehr_buf_puts(&b,
-                 "WITH r AS (INSERT INTO resource(type, id, version, last_updated, deleted, "
-                 "method, content) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, "
-                 "$5::boolean, $6::text, $7::text) RETURNING rid),\n"
-                 "cur AS (INSERT INTO current(type, id, rid, version, last_updated, deleted) "
-                 "SELECT $1::text, $2::text, rid, $3::bigint, $4::bigint, $5::boolean FROM r "
-                 "ON CONFLICT (type, id) DO UPDATE SET rid = excluded.rid, "
-                 "version = excluded.version, last_updated = excluded.last_updated, "
-                 "deleted = excluded.deleted RETURNING key, rid),\n"
-                 /* a deletion keeps the compartment of the version it deletes */
-                 "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT cur.rid, "
-                 "p.patient FROM cur, (SELECT unnest($8::text[]) AS patient UNION "
-                 "SELECT v.patient FROM resource o JOIN version_compartment v ON v.rid = o.rid "
-                 "WHERE $5::boolean AND o.type = $1::text AND o.id = $2::text "
-                 "AND o.version = $3::bigint - 1) p ON CONFLICT DO NOTHING),\n"
-                 /* compartment rows: drop those not kept, add the new ones (the
-                    two parts see the same snapshot, so order does not matter) */
-                 "xc AS (DELETE FROM compartment WHERE $3::bigint > 1 AND key = "
-                 "(SELECT key FROM cur) AND patient <> ALL ($8::text[])),\n"
-                 "ic AS (INSERT INTO compartment(patient, key) SELECT DISTINCT "
-                 "unnest($8::text[]), key FROM cur ON CONFLICT DO NOTHING)");
+    if (!reindex)
+        ehr_buf_puts(&b,
+                     "WITH r AS (INSERT INTO resource(type, id, version, last_updated, deleted, "
+                     "method, content) VALUES ($1::text, $2::text, $3::bigint, $4::bigint, "
+                     "$5::boolean, $6::text, $7::text) RETURNING rid),\n"
+                     "cur AS (INSERT INTO current(type, id, rid, version, last_updated, deleted) "
+                     "SELECT $1::text, $2::text, rid, $3::bigint, $4::bigint, $5::boolean FROM r "
+                     "ON CONFLICT (type, id) DO UPDATE SET rid = excluded.rid, "
+                     "version = excluded.version, last_updated = excluded.last_updated, "
+                     "deleted = excluded.deleted RETURNING key, rid, deleted),\n"
+                     /* a deletion keeps the compartment of the version it deletes */
+                     "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT "
+                     "cur.rid, p.patient FROM cur, (SELECT unnest($8::text[]) AS patient UNION "
+                     "SELECT v.patient FROM resource o JOIN version_compartment v ON v.rid = "
+                     "o.rid WHERE $5::boolean AND o.type = $1::text AND o.id = $2::text "
+                     "AND o.version = $3::bigint - 1) p ON CONFLICT DO NOTHING),\n");
+    else
+        ehr_buf_puts(&b, "WITH cur AS (SELECT key, rid, deleted FROM current WHERE type = $1::text "
+                         "AND id = $2::text),\n"
+                         /* typed, unused: the statement has the put's parameters */
+                         "unused AS (SELECT $3::bigint, $4::bigint, $5::boolean, $6::text, "
+                         "$7::text),\n"
+                         "vc AS (INSERT INTO version_compartment(rid, patient) SELECT DISTINCT "
+                         "cur.rid, p FROM cur, unnest($8::text[]) p WHERE NOT cur.deleted "
+                         "ON CONFLICT DO NOTHING),\n");
+    /* compartment rows: drop those not kept, add the new ones (the parts of
+       one statement see one snapshot, so their order does not matter) */
+    const char *replace = reindex ? "true" : "$3::bigint > 1";
+    ehr_buf_printf(&b,
+                   "xc AS (DELETE FROM compartment WHERE %s AND key = (SELECT key FROM cur) "
+                   "AND ((SELECT deleted FROM cur) OR patient <> ALL ($8::text[]))),\n"
+                   "ic AS (INSERT INTO compartment(patient, key) SELECT DISTINCT p, cur.key "
+                   "FROM cur, unnest($8::text[]) p WHERE NOT cur.deleted ON CONFLICT DO NOTHING)",
+                   replace);
     int p = 9;
     for (int k = 0; k < PG_N_KINDS; k++) {
         const struct pg_kind *kd = &ehr_pg__kinds[k];
         /* the old rows are deleted and the new inserted in one statement:
            the DELETE does not see rows inserted by its sibling */
-        ehr_buf_printf(&b,
-                       ",\nx%d AS (DELETE FROM %s WHERE $3::bigint > 1 AND key = "
-                       "(SELECT key FROM cur))",
-                       k, kd->table);
+        ehr_buf_printf(&b, ",\nx%d AS (DELETE FROM %s WHERE %s AND key = (SELECT key FROM cur))", k,
+                       kd->table, replace);
         ehr_buf_printf(&b, ",\ni%d AS (INSERT INTO %s(key, type", k, kd->table);
         for (int j = 0; j < kd->n_cols; j++)
             ehr_buf_printf(&b, ", %s", kd->cols[j].name);
         ehr_buf_puts(&b, ") SELECT cur.key, $1::text, u.* FROM cur, unnest(");
         for (int j = 0; j < kd->n_cols; j++)
             ehr_buf_printf(&b, "%s$%d::%s[]", j ? ", " : "", p++, kd->cols[j].sqltype);
-        ehr_buf_puts(&b, ") u)");
+        ehr_buf_puts(&b, ") u WHERE NOT cur.deleted)");
     }
     ehr_buf_puts(&b, "\nSELECT key FROM cur");
     return b.data;
@@ -551,9 +737,12 @@ extern const struct ehr_store_ops ehr_store_postgres_ops;
 static ehr_status p_open(const char *target, ehr_store **out, ehr_err *err)
 {
     struct pg_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->conninfo = strdup(target)) || !(s->put_sql = build_put_sql())) {
-        if (s)
+    if (!s || !(s->conninfo = strdup(target)) || !(s->put_sql = build_write_sql(false)) ||
+        !(s->reindex_sql = build_write_sql(true))) {
+        if (s) {
             free(s->conninfo);
+            free(s->put_sql);
+        }
         free(s);
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     }
@@ -566,6 +755,7 @@ static ehr_status p_open(const char *target, ehr_store **out, ehr_err *err)
     }
     if (st) {
         free(s->put_sql);
+        free(s->reindex_sql);
         free(s->conninfo);
         free(s);
         return st;
@@ -578,6 +768,7 @@ static void p_close(ehr_store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     free(s->put_sql);
+    free(s->reindex_sql);
     free(s->conninfo);
     free(s);
 }
@@ -622,59 +813,55 @@ static void p_disconnect(ehr_store_conn *base)
 
 /* -- transactions ------------------------------------------------------ */
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static ehr_status p_begin(ehr_store_conn *base, bool write, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
     if (c->in_tx)
         return ehr_err_set(err, EHR_EINTERNAL, "a transaction is already open");
-    char sql[200];
-    if (write)
-        snprintf(sql, sizeof sql,
-                 "BEGIN ISOLATION LEVEL READ COMMITTED;%s"
-                 "SELECT pg_advisory_xact_lock(%d, %d)",
-                 c->sync_full ? "" : "SET LOCAL synchronous_commit = off;", LOCK_NS, LOCK_WRITE);
-    else
-        snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-    ehr_status st = EHR_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if ((st = ensure(c, err)))
-            return st;
-        st = simple(c, sql, err, "starting a transaction");
-        if (!st || PQstatus(c->pg) == CONNECTION_OK)
-            break;
-        /* the session died since its last use: once more, on a new one */
-    }
-    if (st) {
-        if (PQstatus(c->pg) == CONNECTION_OK)
-            simple(c, "ROLLBACK", NULL, "");
-        return st;
+    c->n_pending = 0;
+    c->pending_overflow = false;
+    if (write) {
+        defer(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
+        if (!c->sync_full)
+            defer(c, "SET LOCAL synchronous_commit = off");
+        defer(c, "SELECT pg_advisory_xact_lock(" STR(LOCK_NS) ", " STR(LOCK_WRITE) ")");
+    } else {
+        defer(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     }
     c->in_tx = true;
+    c->tx_started = false;
     c->write_tx = write;
-    c->head_known = false;
     return EHR_OK;
 }
 
 static void end_tx(struct pg_conn *c)
 {
     c->in_tx = false;
+    c->tx_started = false;
     c->write_tx = false;
-    c->head_known = false;
+    c->n_pending = 0;
+    c->pending_overflow = false;
 }
 
 static ehr_status p_commit(ehr_store_conn *base, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
-    PGresult *r = PQexec(c->pg, "COMMIT");
     ehr_status st = EHR_OK;
+    if (!c->tx_started) {
+        end_tx(c); /* nothing was sent: nothing to commit */
+        return EHR_OK;
+    }
+    struct mainq m = {.sql = "COMMIT"};
+    PGresult *r = exec_main(c, &m, false, PS_COUNT, &st, err, "committing");
     /* COMMIT of a failed transaction answers ROLLBACK: not a success */
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        st = pg_fail(c, r, err, "committing");
-    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-        PQclear(r);
+    if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0)
         st = ehr_err_set(err, EHR_EIO, "committing: the transaction had failed and was undone");
-    } else
-        PQclear(r);
+    PQclear(r);
+    if (st && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        simple(c, "ROLLBACK", NULL, "rolling back");
     end_tx(c);
     return st;
 }
@@ -689,19 +876,31 @@ static void p_rollback(ehr_store_conn *base)
 
 static ehr_status p_savepoint(ehr_store_conn *base, ehr_err *err)
 {
-    return simple((struct pg_conn *)base, "SAVEPOINT part", err, "starting a savepoint");
+    defer((struct pg_conn *)base, "SAVEPOINT part");
+    return EHR_OK;
 }
 
 static ehr_status p_release(ehr_store_conn *base, ehr_err *err)
 {
-    return simple((struct pg_conn *)base, "RELEASE part", err, "releasing a savepoint");
+    struct pg_conn *c = (struct pg_conn *)base;
+    /* a savepoint nothing ran in: drop both */
+    if (c->n_pending && !strcmp(c->pending[c->n_pending - 1], "SAVEPOINT part"))
+        c->n_pending--;
+    else
+        defer(c, "RELEASE part");
+    return EHR_OK;
 }
 
 static ehr_status p_rollback_to(ehr_store_conn *base, ehr_err *err)
 {
     struct pg_conn *c = (struct pg_conn *)base;
-    c->head_known = false; /* an audit record may have been undone */
-    return simple(c, "ROLLBACK TO part; RELEASE part", err, "rolling back to a savepoint");
+    if (c->n_pending && !strcmp(c->pending[c->n_pending - 1], "SAVEPOINT part")) {
+        c->n_pending--;
+        return EHR_OK;
+    }
+    defer(c, "ROLLBACK TO part");
+    defer(c, "RELEASE part");
+    return EHR_OK;
 }
 
 /* -- reading and writing resources ------------------------------------- */
@@ -776,17 +975,18 @@ static const char *field_text(const struct ehr_store_value *v, enum pg_field f, 
         return pg_i64(tmp, v->lo);
     case PF_HI:
         return pg_i64(tmp, v->hi);
+    case PF_GRP:
+        return pg_i64(tmp, v->grp);
     }
     return NULL;
 }
 
 #define PUT_FIXED 8
-#define PUT_MAX_PARAMS (PUT_FIXED + PG_N_KINDS * 4)
+#define PUT_MAX_PARAMS (PUT_FIXED + PG_N_KINDS * 5)
 
-static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
-                        ehr_err *err)
+static ehr_status write_rows(struct pg_conn *c, enum pg_stmt id, const ehr_store_rec *rec,
+                             const ehr_store_index *idx, ehr_err *err)
 {
-    struct pg_conn *c = (struct pg_conn *)base;
     const char *vals[PUT_MAX_PARAMS] = {0};
     int lens[PUT_MAX_PARAMS] = {0}, fmts[PUT_MAX_PARAMS] = {0};
     ehr_buf arrays[PUT_MAX_PARAMS];
@@ -834,11 +1034,27 @@ static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const eh
     if (st)
         st = ehr_err_set(err, EHR_ENOMEM, "out of memory");
     else
-        r = pg_prepared(c, PS_PUT, p, vals, lens, fmts, false, &st, err, "writing a resource");
+        r = pg_prepared(c, id, p, vals, lens, fmts, false, &st, err,
+                        id == PS_PUT ? "writing a resource" : "reindexing a resource");
+    if (r && PQntuples(r) == 0)
+        st = ehr_err_set(err, EHR_ENOTFOUND, "%s/%s does not exist", rec->type, rec->id);
     PQclear(r);
     for (int i = 0; i < PUT_MAX_PARAMS; i++)
         ehr_buf_free(&arrays[i]);
     return st;
+}
+
+static ehr_status p_put(ehr_store_conn *base, const ehr_store_rec *rec, const ehr_store_index *idx,
+                        ehr_err *err)
+{
+    return write_rows((struct pg_conn *)base, PS_PUT, rec, idx, err);
+}
+
+static ehr_status p_reindex(ehr_store_conn *base, const char *type, const char *id,
+                            const ehr_store_index *idx, ehr_err *err)
+{
+    ehr_store_rec rec = {.type = type, .id = id, .version = 1, .method = ""};
+    return write_rows((struct pg_conn *)base, PS_REINDEX, &rec, idx, err);
 }
 
 /* -- the audit chain ---------------------------------------------------- */
@@ -861,43 +1077,24 @@ static void audit_hash(const char *prev, int64_t seq, int64_t time, const char *
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
-
+/*
+ * One record, chained by the server: the INSERT reads the head (its own
+ * transaction's records included) and computes the hash exactly as
+ * audit_hash does, so one round trip appends and several records in one
+ * transaction chain in order. The write lock keeps other writers out.
+ */
 static ehr_status append_locked(struct pg_conn *c, int64_t time, const char *event, size_t len,
                                 ehr_err *err)
 {
+    char tb[24];
+    const char *vals[] = {pg_i64(tb, time), event};
+    int lens[] = {0, (int)len};
+    int fmts[] = {0, 1};
     ehr_status st;
-    if (!c->head_known) {
-        PGresult *r = pg_prepared(c, PS_AUDIT_HEAD, 0, NULL, NULL, NULL, false, &st, err,
-                                  "reading the audit log");
-        if (!r)
-            return st;
-        if (PQntuples(r) == 1) {
-            c->head_seq = pg_get_i64(r, 0, 0);
-            snprintf(c->head_hash, sizeof c->head_hash, "%s", PQgetvalue(r, 0, 1));
-        } else {
-            c->head_seq = 0;
-            snprintf(c->head_hash, sizeof c->head_hash, "%s", GENESIS);
-        }
-        PQclear(r);
-        c->head_known = true;
-    }
-    int64_t seq = c->head_seq + 1;
-    char hash[65], sb[24], tb[24];
-    audit_hash(c->head_hash, seq, time, event, len, hash);
-    const char *vals[] = {pg_i64(sb, seq), pg_i64(tb, time), c->head_hash, hash, event};
-    int lens[] = {0, 0, 0, 0, (int)len};
-    int fmts[] = {0, 0, 0, 0, 1};
-    PGresult *r = pg_prepared(c, PS_AUDIT_INSERT, 5, vals, lens, fmts, false, &st, err,
+    PGresult *r = pg_prepared(c, PS_AUDIT_INSERT, 2, vals, lens, fmts, false, &st, err,
                               "appending to the audit log");
-    if (!r) {
-        c->head_known = false;
-        return st;
-    }
     PQclear(r);
-    c->head_seq = seq;
-    memcpy(c->head_hash, hash, sizeof hash);
-    return EHR_OK;
+    return st;
 }
 
 static ehr_status p_audit_append(ehr_store_conn *base, int64_t time, const char *event, size_t len,
@@ -1024,5 +1221,11 @@ const struct ehr_store_ops ehr_store_postgres_ops = {
     .obj_purge = ehr_pg__obj_purge,
     .set_sync = p_set_sync,
     .flush = p_flush,
+    .reindex = p_reindex,
     .scan = ehr_pg__scan,
+    .hl7_put = ehr_pg__hl7_put,
+    .hl7_update = ehr_pg__hl7_update,
+    .hl7_list = ehr_pg__hl7_list,
+    .audit_applied_get = ehr_pg__audit_applied_get,
+    .audit_applied_set = ehr_pg__audit_applied_set,
 };

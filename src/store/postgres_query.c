@@ -24,9 +24,15 @@ const char *const ehr_pg__query_sql[PS_COUNT] = {
                    "WHERE c.type = $1::text AND c.id = $2::text",
     [PS_VERSION] = "SELECT version, last_updated, deleted, method, content FROM resource "
                    "WHERE type = $1::text AND id = $2::text AND version = $3::bigint",
-    [PS_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-    [PS_AUDIT_INSERT] = "INSERT INTO audit(seq, time, prev_hash, hash, event) "
-                        "VALUES ($1::bigint, $2::bigint, $3::text, $4::text, $5::text)",
+    /* the hash as audit_hash in postgres.c: SHA-256 of
+       "prev_hash|seq|time|" followed by the event's bytes, in hex */
+    [PS_AUDIT_INSERT] =
+        "INSERT INTO audit(seq, time, prev_hash, hash, event) "
+        "SELECT h.seq + 1, $1::bigint, h.hash, encode(sha256(convert_to(h.hash || '|' || "
+        "(h.seq + 1)::text || '|' || $1::bigint::text || '|', 'UTF8') || "
+        "convert_to($2::text, 'UTF8')), 'hex'), $2::text FROM (SELECT m.seq, coalesce(a.hash, "
+        "'0000000000000000000000000000000000000000000000000000000000000000') AS hash FROM "
+        "(SELECT coalesce(max(seq), 0) AS seq FROM audit) m LEFT JOIN audit a ON a.seq = m.seq) h",
     [PS_COMP_CURRENT] = "SELECT v.patient FROM current c JOIN version_compartment v "
                         "ON v.rid = c.rid WHERE c.type = $1::text AND c.id = $2::text "
                         "ORDER BY v.patient",
@@ -53,6 +59,9 @@ const char *const ehr_pg__query_sql[PS_COUNT] = {
                           "AND owner = $3::text AND (expires = 0 OR expires > $2::bigint) "
                           "ORDER BY key",
     [PS_OBJ_PURGE] = "DELETE FROM auth_object WHERE expires <> 0 AND expires <= $1::bigint",
+    [PS_AJ_GET] = "SELECT generation, applied FROM audit_journal WHERE id = 1",
+    [PS_AJ_SET] = "UPDATE audit_journal SET generation = $1::bigint, applied = $2::bigint "
+                  "WHERE id = 1",
 };
 
 /* Call cb for each row: type, id, version, last_updated, deleted, method, content. */
@@ -79,8 +88,8 @@ static ehr_status each_row(PGresult *r, ehr_store_row_cb cb, void *ctx)
  * The access limits of a query (store.h, ehr_store_access) over column
  * type_col and, for the compartment, the current key or the version rid.
  */
-static void access_sql(struct pg_q *q, ehr_buf *w, const ehr_store_access *a, const char *type_col,
-                       bool versions, const char *id_col)
+void ehr_pg__access_sql(struct pg_q *q, ehr_buf *w, const ehr_store_access *a, const char *type_col,
+                        bool versions, const char *id_col)
 {
     if (!a)
         return;
@@ -148,7 +157,7 @@ ehr_status ehr_pg__history(ehr_store_conn *base, const ehr_store_history_q *hq, 
         ehr_buf_printf(&w, " AND last_updated >= $%d::bigint", pgq_int(&q, hq->since));
     if (hq->at_or_before)
         ehr_buf_printf(&w, " AND last_updated <= $%d::bigint", pgq_int(&q, hq->at_or_before));
-    access_sql(&q, &w, hq->access, "type", true, "rid");
+    ehr_pg__access_sql(&q, &w, hq->access, "type", true, "rid");
     ehr_status res = w.data ? EHR_OK : ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (!res && total) {
         ehr_buf_printf(&q.sql, "SELECT count(*) FROM resource%s", w.data);
@@ -160,180 +169,6 @@ ehr_status ehr_pg__history(ehr_store_conn *base, const ehr_store_history_q *hq, 
                        "SELECT type, id, version, last_updated, deleted, method, content "
                        "FROM resource%s ORDER BY rid DESC LIMIT %zu OFFSET %zu",
                        w.data, hq->count, hq->offset);
-        res = rows(c, &q, cb, ctx, err);
-    }
-    ehr_buf_free(&w);
-    pgq_free(&q);
-    return res;
-}
-
-/*
- * Range comparison (FHIR R4 search, prefixes): the row's [lo, hi] (columns)
- * against the search's [qlo, qhi] (values as text, bound as parameters of
- * SQL type t; each only where used: PostgreSQL wants every $n referenced).
- */
-static void range_sql(struct pg_q *q, ehr_buf *w, const char *op, const char *lo, const char *hi,
-                      const char *qlo, const char *qhi, const char *t)
-{
-    char a[32], b[32], a2[32], b2[32];
-#define QLO(buf) (snprintf(buf, sizeof buf, "$%d::%s", pgq_text(q, qlo), t), buf)
-#define QHI(buf) (snprintf(buf, sizeof buf, "$%d::%s", pgq_text(q, qhi), t), buf)
-    if (!op || !strcmp(op, "eq"))
-        ehr_buf_printf(w, "(%s >= %s AND %s <= %s)", lo, QLO(a), hi, QHI(b));
-    else if (!strcmp(op, "ne"))
-        ehr_buf_printf(w, "NOT (%s >= %s AND %s <= %s)", lo, QLO(a), hi, QHI(b));
-    else if (!strcmp(op, "gt"))
-        ehr_buf_printf(w, "(%s > %s)", hi, QHI(b));
-    else if (!strcmp(op, "lt"))
-        ehr_buf_printf(w, "(%s < %s)", lo, QLO(a));
-    else if (!strcmp(op, "ge"))
-        ehr_buf_printf(w, "(%s > %s OR (%s >= %s AND %s <= %s))", hi, QHI(b), lo, QLO(a), hi,
-                       QHI(b2));
-    else if (!strcmp(op, "le"))
-        ehr_buf_printf(w, "(%s < %s OR (%s >= %s AND %s <= %s))", lo, QLO(a), lo, QLO(a2), hi,
-                       QHI(b));
-    else if (!strcmp(op, "sa"))
-        ehr_buf_printf(w, "(%s > %s)", lo, QHI(b));
-    else if (!strcmp(op, "eb"))
-        ehr_buf_printf(w, "(%s < %s)", hi, QLO(a));
-    else /* ap: the ranges overlap */
-        ehr_buf_printf(w, "(%s <= %s AND %s >= %s)", lo, QHI(b), hi, QLO(a));
-#undef QLO
-#undef QHI
-}
-
-static const char *real_text(char buf[40], double v)
-{
-    if (isnan(v))
-        snprintf(buf, 40, "NaN");
-    else if (isinf(v))
-        snprintf(buf, 40, v > 0 ? "Infinity" : "-Infinity");
-    else
-        snprintf(buf, 40, "%.17g", v);
-    return buf;
-}
-
-/* A LIKE pattern matching s literally, with % before (contains) and after. */
-static const char *like_pattern(struct pg_q *q, const char *s, bool contains)
-{
-    ehr_buf b = EHR_BUF_INIT;
-    if (contains)
-        ehr_buf_putc(&b, '%');
-    for (; s && *s; s++) {
-        if (*s == '%' || *s == '_' || *s == '\\')
-            ehr_buf_putc(&b, '\\');
-        ehr_buf_putc(&b, *s);
-    }
-    ehr_buf_putc(&b, '%');
-    const char *out = b.data && q->a ? ehr_arena_strdup(q->a, b.data) : NULL;
-    if (!out)
-        q->oom = true;
-    ehr_buf_free(&b);
-    return out;
-}
-
-static void cond_sql(struct pg_q *q, ehr_buf *w, const char *type, const struct ehr_store_cond *k)
-{
-    char a[40], b[40];
-    if (!strcmp(k->param, "_id")) {
-        ehr_buf_printf(w, "c.id = $%d::text", pgq_text(q, k->s2 ? k->s2 : k->s1));
-        return;
-    }
-    if (!strcmp(k->param, "_lastUpdated")) {
-        range_sql(q, w, k->op, "c.last_updated", "c.last_updated", pg_i64(a, k->lo),
-                  pg_i64(b, k->hi), "bigint");
-        return;
-    }
-    if ((unsigned)k->kind >= PG_N_KINDS) {
-        ehr_buf_puts(w, "false");
-        return;
-    }
-    ehr_buf_printf(w, "c.key IN (SELECT key FROM %s WHERE ", ehr_pg__kinds[k->kind].table);
-    if (type)
-        ehr_buf_printf(w, "type = $%d::text AND ", pgq_text(q, type));
-    ehr_buf_printf(w, "param = $%d::text", pgq_text(q, k->param));
-    switch (k->kind) {
-    case EHR_IDX_STRING:
-        if (k->match == EHR_MATCH_EQ)
-            ehr_buf_printf(w, " AND exact = $%d::text", pgq_text(q, k->s2 ? k->s2 : k->s1));
-        else /* prefix or contains: LIKE, served by the btree ("C") or trigram index */
-            ehr_buf_printf(w, " AND norm LIKE $%d::text",
-                           pgq_text(q, like_pattern(q, k->s1, k->match == EHR_MATCH_CONTAINS)));
-        break;
-    case EHR_IDX_TOKEN:
-        if (k->s2)
-            ehr_buf_printf(w, " AND code = $%d::text", pgq_text(q, k->s2));
-        if (k->s1)
-            ehr_buf_printf(w, " AND system = $%d::text", pgq_text(q, k->s1));
-        break;
-    case EHR_IDX_REFERENCE:
-        if (k->s2)
-            ehr_buf_printf(w, " AND target_id = $%d::text", pgq_text(q, k->s2));
-        if (k->s1)
-            ehr_buf_printf(w, " AND target_type = $%d::text", pgq_text(q, k->s1));
-        break;
-    case EHR_IDX_URI:
-        ehr_buf_printf(w, " AND uri = $%d::text", pgq_text(q, k->s1));
-        break;
-    case EHR_IDX_TEXT: /* full text (_text, _content): not indexed on PostgreSQL yet */
-        ehr_buf_puts(w, " AND false");
-        break;
-    case EHR_IDX_DATE:
-        ehr_buf_puts(w, " AND ");
-        range_sql(q, w, k->op, "lo", "hi", pg_i64(a, k->lo), pg_i64(b, k->hi), "bigint");
-        break;
-    case EHR_IDX_NUMBER:
-    case EHR_IDX_QUANTITY:
-        ehr_buf_puts(w, " AND ");
-        range_sql(q, w, k->op, "value", "value", real_text(a, k->num_lo), real_text(b, k->num_hi),
-                  "float8");
-        if (k->kind == EHR_IDX_QUANTITY && k->s2)
-            ehr_buf_printf(w, " AND code = $%d::text", pgq_text(q, k->s2));
-        if (k->kind == EHR_IDX_QUANTITY && k->s1)
-            ehr_buf_printf(w, " AND system = $%d::text", pgq_text(q, k->s1));
-        break;
-    }
-    ehr_buf_putc(w, ')');
-}
-
-ehr_status ehr_pg__search(ehr_store_conn *base, const ehr_store_query *sq, ehr_store_row_cb cb,
-                          void *ctx, size_t *total, ehr_err *err)
-{
-    struct pg_conn *c = (struct pg_conn *)base;
-    struct pg_q q;
-    pgq_init(&q);
-    ehr_buf w = EHR_BUF_INIT;
-    ehr_buf_puts(&w, " WHERE NOT c.deleted");
-    if (sq->type)
-        ehr_buf_printf(&w, " AND c.type = $%d::text", pgq_text(&q, sq->type));
-    if (sq->compartment_patient)
-        ehr_buf_printf(&w, " AND c.key IN (SELECT key FROM compartment WHERE patient = $%d::text)",
-                       pgq_text(&q, sq->compartment_patient));
-    access_sql(&q, &w, sq->access, "c.type", false, "c.key");
-    for (size_t i = 0; i < sq->n_clauses; i++) {
-        const struct ehr_store_clause *cl = &sq->clauses[i];
-        ehr_buf_puts(&w, cl->negate ? " AND NOT (" : " AND (");
-        for (size_t j = 0; j < cl->n_conds; j++) {
-            if (j)
-                ehr_buf_puts(&w, " OR ");
-            cond_sql(&q, &w, sq->type, &cl->conds[j]);
-        }
-        if (cl->n_conds == 0)
-            ehr_buf_puts(&w, "false");
-        ehr_buf_putc(&w, ')');
-    }
-    ehr_status res = w.data ? EHR_OK : ehr_err_set(err, EHR_ENOMEM, "out of memory");
-    if (!res && total) {
-        ehr_buf_printf(&q.sql, "SELECT count(*) FROM current c%s", w.data);
-        res = count_rows(c, &q, total, err);
-    }
-    if (!res && sq->count > 0 && cb) {
-        ehr_buf_reset(&q.sql);
-        ehr_buf_printf(&q.sql,
-                       "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
-                       "r.content FROM current c JOIN resource r ON r.rid = c.rid%s "
-                       "ORDER BY c.last_updated DESC, c.key DESC LIMIT %zu OFFSET %zu",
-                       w.data, sq->count, sq->offset);
         res = rows(c, &q, cb, ctx, err);
     }
     ehr_buf_free(&w);
@@ -511,7 +346,8 @@ ehr_status ehr_pg__obj_purge(ehr_store_conn *base, ehr_err *err)
     return st;
 }
 
-/* Current resources in key order (bulk export, store.h scan), a page at a time. */
+/* Current resources in key order, in pages by key: memory stays flat, and
+   cb may use the connection (each page is read before it is handed out). */
 ehr_status ehr_pg__scan(ehr_store_conn *base, const ehr_store_scan_q *sq, ehr_store_row_cb cb,
                         void *ctx, int64_t *last_key, ehr_err *err)
 {
@@ -519,44 +355,45 @@ ehr_status ehr_pg__scan(ehr_store_conn *base, const ehr_store_scan_q *sq, ehr_st
     int64_t after = sq->after_key;
     size_t left = sq->limit;
     ehr_status res = EHR_OK;
-    for (;;) {
-        size_t page = 1000;
+    for (bool more = true; more && !res;) {
+        size_t page = 500;
         if (sq->limit && left < page)
             page = left;
-        if (page == 0)
-            break;
         struct pg_q q;
         pgq_init(&q);
-        ehr_buf_printf(&q.sql,
+        ehr_buf *b = &q.sql;
+        ehr_buf_printf(b,
                        "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.method, "
                        "r.content, c.key FROM current c JOIN resource r ON r.rid = c.rid "
                        "WHERE NOT c.deleted AND c.key > $%d::bigint",
                        pgq_int(&q, after));
         if (sq->n_types)
-            ehr_buf_printf(&q.sql, " AND c.type = ANY ($%d::text[])",
+            ehr_buf_printf(b, " AND c.type = ANY ($%d::text[])",
                            pgq_array(&q, sq->types, sq->n_types));
         if (sq->since)
-            ehr_buf_printf(&q.sql, " AND c.last_updated >= $%d::bigint", pgq_int(&q, sq->since));
+            ehr_buf_printf(b, " AND c.last_updated >= $%d::bigint", pgq_int(&q, sq->since));
         if (sq->in_compartments && sq->n_patients)
-            ehr_buf_printf(&q.sql,
-                           " AND c.key IN (SELECT key FROM compartment WHERE patient = ANY "
-                           "($%d::text[]))",
+            ehr_buf_printf(b,
+                           " AND c.key IN (SELECT key FROM compartment WHERE patient = "
+                           "ANY ($%d::text[]))",
                            pgq_array(&q, sq->patients, sq->n_patients));
         else if (sq->in_compartments)
-            ehr_buf_puts(&q.sql, " AND c.key IN (SELECT key FROM compartment)");
-        access_sql(&q, &q.sql, sq->access, "c.type", false, "c.key");
-        ehr_buf_printf(&q.sql, " ORDER BY c.key LIMIT %zu", page);
+            ehr_buf_puts(b, " AND c.key IN (SELECT key FROM compartment)");
+        ehr_pg__access_sql(&q, b, sq->access, "c.type", false, "c.key");
+        ehr_buf_printf(b, " ORDER BY c.key LIMIT %zu", page);
         PGresult *r = pg_dynamic(c, &q, true, &res, err, "scanning resources");
         pgq_free(&q);
         if (!r)
             break;
         int n = PQntuples(r);
+        more = (size_t)n == page;
         for (int i = 0; !res && i < n; i++) {
             ehr_store_rec rec = {
                 .type = PQgetvalue(r, i, 0),
                 .id = PQgetvalue(r, i, 1),
                 .version = pg_get_i64(r, i, 2),
                 .last_updated = pg_get_i64(r, i, 3),
+                .deleted = false,
                 .method = PQgetvalue(r, i, 5),
                 .content = PQgetvalue(r, i, 6),
                 .content_len = (size_t)PQgetlength(r, i, 6),
@@ -567,10 +404,39 @@ ehr_status ehr_pg__scan(ehr_store_conn *base, const ehr_store_scan_q *sq, ehr_st
             res = cb(ctx, &rec);
         }
         PQclear(r);
-        if (res || (size_t)n < page)
-            break;
-        if (sq->limit)
+        if (sq->limit) {
             left -= (size_t)n;
+            more = more && left > 0;
+        }
     }
     return res;
+}
+
+ehr_status ehr_pg__audit_applied_get(ehr_store_conn *base, int64_t *generation, int64_t *offset,
+                                     ehr_err *err)
+{
+    ehr_status st;
+    *generation = *offset = 0;
+    PGresult *r = pg_prepared((struct pg_conn *)base, PS_AJ_GET, 0, NULL, NULL, NULL, true, &st,
+                              err, "reading the audit journal mark");
+    if (!r)
+        return st;
+    if (PQntuples(r) == 1) {
+        *generation = pg_get_i64(r, 0, 0);
+        *offset = pg_get_i64(r, 0, 1);
+    }
+    PQclear(r);
+    return EHR_OK;
+}
+
+ehr_status ehr_pg__audit_applied_set(ehr_store_conn *base, int64_t generation, int64_t offset,
+                                     ehr_err *err)
+{
+    char gb[24], ob[24];
+    const char *v[] = {pg_i64(gb, generation), pg_i64(ob, offset)};
+    ehr_status st;
+    PGresult *r = pg_prepared((struct pg_conn *)base, PS_AJ_SET, 2, v, NULL, NULL, false, &st, err,
+                              "setting the audit journal mark");
+    PQclear(r);
+    return st;
 }

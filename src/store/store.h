@@ -404,7 +404,9 @@ struct ehr_store_ops {
        record of journal generation *generation before byte *offset, and
        every record of older generations (0, 0 when never). Read it inside
        the write transaction that applies more, and set it there, so that the
-       records and the mark commit together (a replay is then idempotent). */
+       records and the mark commit together (a replay is then idempotent).
+       The journal serves a local SQLite database only (the repository never
+       calls these on another backend); postgres.c is to mirror them. */
     ehr_status (*audit_applied_get)(ehr_store_conn *c, int64_t *generation, int64_t *offset,
                                     ehr_err *err);
     ehr_status (*audit_applied_set)(ehr_store_conn *c, int64_t generation, int64_t offset,

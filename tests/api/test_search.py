@@ -833,12 +833,16 @@ def t_reindex():
     system, code = common_code(OBS)
     path = 'Observation?code=%s' % q(system + '|' + code)
     before = ids(search_all(path)[1])
-    import sqlite3
-    db = sqlite3.connect(srv.db, timeout=30)
-    db.execute('DELETE FROM idx_token')
-    db.execute('DELETE FROM idx_string')
-    db.commit()
-    db.close()
+    if STORE == 'postgres':
+        rc, out = pg_sql(srv.db, 'DELETE FROM idx_token; DELETE FROM idx_string;')
+        eq(rc, 0, 'psql: %s' % out)
+    else:
+        import sqlite3
+        db = sqlite3.connect(srv.db, timeout=30)
+        db.execute('DELETE FROM idx_token')
+        db.execute('DELETE FROM idx_string')
+        db.commit()
+        db.close()
     eq(ids(search_all(path)[1]), [], 'no matches once the index rows are gone')
     rc, out, err = srv.ehr('reindex')
     check('reindexed' in out, 'ehr reindex reports what it did: %r %r' % (out, err))

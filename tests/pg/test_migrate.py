@@ -87,6 +87,13 @@ def t_load():
             expect_status(r, 200, 201)
         if i % 3 == 0:
             expect_status(c.delete('/fhir/Patient/%s' % pid), 200, 204)
+    # an HL7 v2 message: its raw bytes (a backslash, a tab, Latin-1) move as bytea
+    raw = ('MSH|^~\\&|MIGAPP|MIGFAC|EHR|EHR|20240301101500||ADT^A01|mig-ctl-1|P|2.5.1\r'
+           'EVN|A01|20240301101500\r'
+           'PID|1||mig-mrn^^^HOSPA^MR||Mu\tller^J\xf6rg||19700315|M\r').encode('latin-1')
+    r = c.post('/hl7v2', body=raw, content_type='x-application/hl7-v2+er7')
+    expect_status(r, 200)
+    S['hl7'] = raw
     S['bundles'] = n
     src.stop()
 
@@ -155,6 +162,13 @@ def t_serve_migrated():
     expect_status(r, 201)
     rc, out, _ = pg.ehr('audit', 'verify', check_rc=False)
     eq(rc, 0, 'the moved audit chain continues: %s' % out)
+    rc, out = pg_sql(target, "SELECT encode(raw, 'hex') FROM hl7_message WHERE control_id = "
+                             "'mig-ctl-1';")
+    eq(rc, 0, out)
+    eq(bytes.fromhex(out.strip()), S['hl7'], 'the HL7 message bytes')
+    raw2 = S['hl7'].replace(b'mig-ctl-1', b'mig-ctl-2')
+    r = c.post('/hl7v2', body=raw2, content_type='x-application/hl7-v2+er7')
+    expect_status(r, 200)
     pg.stop()
 
 
