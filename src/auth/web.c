@@ -10,6 +10,10 @@
  *   GET  /auth/session           who is signed in (401 when no one)
  *   POST /auth/break-glass       patient, reason: emergency access, audited
  *   POST /auth/launch            patient: an EHR launch context for an app
+ *   GET  /auth/access?patient=ID may the caller see this patient's chart
+ *                                (panel, break-glass or role), and may they
+ *                                break the glass; for apps, so that an empty
+ *                                chart is not mistaken for an empty record
  *
  * Sign-in answers never tell a wrong password from an unknown, locked or
  * disabled user.
@@ -501,6 +505,34 @@ static void launch(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
     ehr_buf_free(&l);
 }
 
+static void access_info(ehr_auth *a, ehr_http_request *req, ehr_http_response *res)
+{
+    if (strcmp(req->method, "GET")) {
+        res->status = 405;
+        ehr_http_set_header(req, res, "Allow", "GET");
+        return;
+    }
+    auth_identity *id = caller(a, req);
+    if (!id || !id->username[0]) {
+        json_error(req, res, 401, "sign in first (bearer token or session)");
+        return;
+    }
+    const char *patient = ehr_http_param(req, "patient");
+    if (patient && !strncmp(patient, "Patient/", 8))
+        patient += 8;
+    if (!valid_id(patient)) {
+        json_error(req, res, 400, "patient must be a Patient id");
+        return;
+    }
+    json_t *u = auth_user_get(a, id->username);
+    bool chart = u && auth_user_may_see(a, u, patient);
+    json_decref(u);
+    bool glass = (a->cfg.glass_roles & EHR_ROLE_BIT(id->subject.role)) != 0;
+    auth_send_json(req, res, 200,
+                   json_pack("{s:s, s:b, s:b, s:i}", "patient", patient, "chart", chart,
+                             "break_glass", glass && !chart, "minutes", a->cfg.glass_minutes));
+}
+
 int auth_web(void *ctx, ehr_http_request *req, ehr_http_response *res)
 {
     ehr_auth *a = ctx;
@@ -519,6 +551,8 @@ int auth_web(void *ctx, ehr_http_request *req, ehr_http_response *res)
         break_glass(a, req, res);
     else if (!strcmp(p, "launch"))
         launch(a, req, res);
+    else if (!strcmp(p, "access"))
+        access_info(a, req, res);
     else
         json_error(req, res, 404, "no such page");
     return EHR_HTTP_HANDLED;

@@ -5,8 +5,13 @@
  *   ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]
  *   ehr hl7 show [--db PATH] ID          (the raw message, CR shown as newlines, and its ACK)
  *   ehr hl7 reprocess [--db PATH] ID     (apply a stored message again; prints the ACK)
+ *   ehr hl7 resend [--db PATH] ID        (queue an outbound message again; a running
+ *                                         ehr serve --hl7-registry sends it)
  *   ehr hl7 map FILE                     (the FHIR transaction Bundle of each message, one
  *                                         JSON per line; nothing is stored or written)
+ *   ehr hl7 query-registry [--db PATH] --patient ID --to HOST:PORT
+ *        (QBP^Q11 for the patient's immunization history; the registry's RSP^K11
+ *         printed as a FHIR collection Bundle of Immunizations; nothing stored)
  *   ehr hl7 send FILE --to HOST:PORT [--timeout S]
  *        (every message in FILE, batches split, over one MLLP connection;
  *         prints each ACK; exit 0 when all were AA/CA, 1 otherwise, 2 on errors)
@@ -23,6 +28,7 @@
 #include "core/util.h"
 #include "hl7v2/engine.h"
 #include "hl7v2/mllp.h"
+#include "hl7v2/outbound.h"
 #include "repo/repo.h"
 
 static void usage(FILE *f)
@@ -30,7 +36,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: ehr hl7 list [--db PATH] [--status S] [--direction in|out] [--limit N]\n"
                "       ehr hl7 show [--db PATH] ID\n"
                "       ehr hl7 reprocess [--db PATH] ID\n"
+               "       ehr hl7 resend [--db PATH] ID      (an outbound message, queued again)\n"
                "       ehr hl7 map FILE\n"
+               "       ehr hl7 query-registry [--db PATH] --patient ID --to HOST:PORT\n"
                "       ehr hl7 send FILE --to HOST:PORT [--timeout SECONDS]\n");
 }
 
@@ -119,8 +127,9 @@ static int with_store(int argc, char **argv, const char *cmd)
     }
     ehr_store_conn *c = NULL;
     int rc = 0;
-    if (ehr_repo_conn(repo, &c, &err)) {
-        fprintf(stderr, "ehr hl7: %s\n", err.msg);
+    if (ehr_repo_conn(repo, &c, &err) || !c->store->ops->hl7_list) {
+        fprintf(stderr, "ehr hl7: %s\n",
+                err.msg[0] ? err.msg : "this store does not keep HL7 v2 messages yet");
         ehr_repo_free(&repo);
         return 1;
     }
@@ -141,6 +150,13 @@ static int with_store(int argc, char **argv, const char *cmd)
         } else if (!found) {
             fprintf(stderr, "ehr hl7 show: no message %lld\n", id);
             rc = 1;
+        }
+    } else if (!strcmp(cmd, "resend")) {
+        if (ehr_hl7_resend(repo, id, &err)) {
+            fprintf(stderr, "ehr hl7 resend: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("message %lld queued again\n", id);
         }
     } else {
         ehr_hl7_engine *e = NULL;
@@ -323,6 +339,98 @@ static int cmd_send(int argc, char **argv)
     return s.failed ? 1 : 0;
 }
 
+static int cmd_query(int argc, char **argv)
+{
+    struct ehr_store_opts so = {0};
+    const char *patient = NULL, *to = NULL;
+    int timeout = 30;
+    for (int i = 2; i < argc; i++) {
+        int r = ehr_opts_store(&so, argc, argv, &i);
+        const char *v;
+        if (r < 0)
+            return 2;
+        if (r > 0)
+            continue;
+        if ((v = ehr_opts_value(argc, argv, &i, "--patient")))
+            patient = !strncmp(v, "Patient/", 8) ? v + 8 : v;
+        else if ((v = ehr_opts_value(argc, argv, &i, "--to")))
+            to = v;
+        else if ((v = ehr_opts_value(argc, argv, &i, "--timeout")))
+            timeout = atoi(v) > 0 ? atoi(v) : 30;
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    const char *colon = to ? strrchr(to, ':') : NULL;
+    if (!patient || !colon || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535) {
+        fprintf(stderr, "ehr hl7 query-registry: give --patient ID and --to HOST:PORT\n");
+        return 2;
+    }
+    if (!ehr_opts_store_target(&so, "hl7"))
+        return 2;
+    ehr_err err = {{0}};
+    ehr_repo *repo = NULL;
+    if (ehr_repo_open(so.target, &repo, &err)) {
+        fprintf(stderr, "ehr hl7 query-registry: %s\n", err.msg);
+        return 1;
+    }
+    /* the read of the patient is audited: their data leaves for the registry */
+    ehr_repo_ctx ctx = {.user = "cli/hl7-query-registry", .client = "cli", .role = "system"};
+    ehr_repo_out o = {0};
+    json_t *pat = NULL;
+    if (!ehr_repo_read(repo, &ctx, "Patient", patient, 0, &o, &err))
+        pat = ehr_json_parse(o.body.data, o.body.len, &err);
+    ehr_repo_out_free(&o);
+    ehr_repo_free(&repo);
+    if (!pat) {
+        fprintf(stderr, "ehr hl7 query-registry: Patient/%s: %s\n", patient, err.msg);
+        return 1;
+    }
+    char id[EHR_ID_LEN], tag[EHR_ID_LEN];
+    ehr_id_new(id);
+    id[20] = '\0';
+    ehr_id_new(tag);
+    tag[16] = '\0';
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - to), to);
+    ehr_hl7_outbound_config cfg = {.host = host, .port = (uint16_t)atoi(colon + 1)};
+    ehr_buf q = EHR_BUF_INIT, ack = EHR_BUF_INIT;
+    int fd = -1, rc = 0;
+    if (ehr_hl7_qbp_build(pat, &cfg, id, tag, &q, &err) ||
+        ehr_mllp_connect(host, cfg.port, timeout, &fd, &err) ||
+        ehr_mllp_exchange(fd, q.data, q.len, timeout, &ack, &err)) {
+        fprintf(stderr, "ehr hl7 query-registry: %s\n", err.msg);
+        rc = 1;
+    } else {
+        json_t *b = NULL;
+        ehr_hl7_error he = {0};
+        if (ehr_hl7_rsp_to_fhir(ack.data, ack.len, &b, &he)) {
+            fprintf(stderr, "ehr hl7 query-registry: %s\n", he.text);
+            rc = 1;
+        } else {
+            char *s = ehr_json_dumps(b, EHR_JSON_PRETTY);
+            printf("%s\n", s ? s : "");
+            free(s);
+            size_t k = 0, i;
+            json_t *e;
+            json_array_foreach(json_object_get(b, "entry"), i, e)
+            {
+                const char *t = ehr_json_get_string(json_object_get(e, "resource"), "resourceType");
+                k += t && !strcmp(t, "Immunization");
+            }
+            fprintf(stderr, "ehr hl7 query-registry: %zu immunization(s) from the registry\n", k);
+        }
+        json_decref(b);
+    }
+    if (fd >= 0)
+        close(fd);
+    ehr_buf_free(&q);
+    ehr_buf_free(&ack);
+    json_decref(pat);
+    return rc;
+}
+
 int ehr_cmd_hl7(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -333,7 +441,10 @@ int ehr_cmd_hl7(int argc, char **argv)
         return cmd_send(argc, argv);
     if (!strcmp(argv[1], "map"))
         return cmd_map(argc, argv);
-    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reprocess"))
+    if (!strcmp(argv[1], "query-registry"))
+        return cmd_query(argc, argv);
+    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reprocess") ||
+        !strcmp(argv[1], "resend"))
         return with_store(argc, argv, argv[1]);
     usage(stderr);
     return 2;

@@ -15,6 +15,12 @@
  * has an id becomes a PUT of that id (the source's ids are kept), entries
  * with ifNoneExist stay conditional creates, and a PUT of content equal
  * to the stored version writes nothing (ehr_repo_tx_opts.skip_unchanged).
+ *
+ * HL7 v2 files (.hl7, or text beginning with MSH, FHS or BHS; batches are
+ * split) go message by message the way an MLLP message goes (docs/hl7v2.md):
+ * stored raw, mapped, applied as one transaction, acknowledged (with --url:
+ * POST /hl7v2); a message not accepted is reported with its file and line,
+ * and a repeated control id is not applied twice.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +38,7 @@
 #include "cli/progress.h"
 #include "core/json.h"
 #include "core/util.h"
+#include "hl7v2/engine.h"
 #include "http/client.h"
 #include "repo/repo.h"
 
@@ -45,7 +52,8 @@ static void usage(FILE *f)
             "       ehr import --url URL [--token T] [--jobs N] PATH...\n"
             "\n"
             "Loads transaction or batch Bundles (Synthea), single resources (.json),\n"
-            "NDJSON (.ndjson, .jsonl) and folders of them. Each Bundle (or 1000 NDJSON\n"
+            "NDJSON (.ndjson, .jsonl), HL7 v2 messages (.hl7, batches too) and folders\n"
+            "of them. Each Bundle (or 1000 NDJSON\n"
             "lines) is one transaction: a failed one leaves nothing behind, and is\n"
             "reported with its file and line or entry. Safe to re-run: resources keep\n"
             "their ids, and unchanged ones are not written again.\n"
@@ -418,6 +426,127 @@ static void read_ndjson(struct imp *im, const char *file, char *text, size_t len
     }
 }
 
+static bool is_hl7(const char *file, const char *text, size_t len)
+{
+    if (ends_with(file, ".hl7"))
+        return true;
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+        text += 3;
+        len -= 3;
+    }
+    return len > 4 && (!memcmp(text, "MSH", 3) || !memcmp(text, "FHS", 3) ||
+                       !memcmp(text, "BHS", 3)) &&
+           text[3] > 0x20 && text[3] < 0x7f;
+}
+
+struct hl7_file {
+    struct imp *im;
+    const char *file;
+    ehr_hl7_engine *engine;
+    size_t n, accepted;
+};
+
+static ehr_status hl7_one(void *p, const char *data, size_t len, int line)
+{
+    struct hl7_file *h = p;
+    struct imp *im = h->im;
+    ehr_buf ack = EHR_BUF_INIT;
+    char why[700] = "";
+    h->n++;
+    if (h->engine) {
+        /* judged by the outcome, not the ACK: the sender (this file) may
+           have asked for none (MSH-15/16 NE) */
+        ehr_hl7_reply r;
+        if (ehr_hl7_receive(h->engine, &im->ctx, data, len, &r))
+            snprintf(why, sizeof why, "the message could not be stored");
+        else if (r.code != EHR_HL7_AA) {
+            char loc[32] = "";
+            if (r.error.seg[0] && r.error.field)
+                snprintf(loc, sizeof loc, "%s-%d: ", r.error.seg, r.error.field);
+            snprintf(why, sizeof why, "HL7 %s: %s%s", ehr_hl7_ack_code_str(r.code), loc,
+                     r.error.text);
+        }
+        ehr_hl7_reply_free(&r);
+        ehr_buf_puts(&ack, "MSA|AA|");
+    } else {
+        /* the server's /hl7v2 next to its FHIR base */
+        char url[4200];
+        snprintf(url, sizeof url, "%s", im->url);
+        char *f = strstr(url, "/fhir");
+        snprintf(f ? f : url + strlen(url), sizeof url - (size_t)((f ? f : url + strlen(url)) - url),
+                 "/hl7v2");
+        char auth[4200];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.4000s", im->token ? im->token : "");
+        const char *hdrs[] = {auth, NULL};
+        ehr_http_client_req rq = {.method = "POST", .url = url,
+                                  .content_type = "x-application/hl7-v2+er7", .body = data,
+                                  .body_len = len, .headers = im->token ? hdrs : hdrs + 1};
+        ehr_http_client_res rs;
+        ehr_err err = {{0}};
+        if (ehr_http_client_send(&rq, &rs, &err))
+            snprintf(why, sizeof why, "%s", err.msg);
+        else if (rs.status != 200 && rs.status != 204)
+            snprintf(why, sizeof why, "HTTP %d from the server", rs.status);
+        else
+            ehr_buf_append(&ack, rs.body.data ? rs.body.data : "", rs.body.len);
+        if (!err.msg[0])
+            ehr_http_client_res_free(&rs);
+    }
+    const char *msa = ack.data ? strstr(ack.data, "MSA|") : NULL;
+    if (!why[0] && (!msa || (strncmp(msa + 4, "AA", 2) && strncmp(msa + 4, "CA", 2)))) {
+        /* the reason: ERR-8 when there is one, else MSA-3 */
+        const char *err8 = ack.data ? strstr(ack.data, "\rERR|") : NULL, *t = NULL;
+        int bars = 0;
+        for (const char *q = err8; q && *++q && *q != '\r';)
+            if (*q == '|' && ++bars == 8) {
+                t = q + 1;
+                break;
+            }
+        if (!t && msa) {
+            const char *q = strchr(msa + 4, '|');
+            t = q ? strchr(q + 1, '|') : NULL;
+            t = t ? t + 1 : NULL;
+        }
+        snprintf(why, sizeof why, "HL7 %.2s: %.*s", msa ? msa + 4 : "??",
+                 t ? (int)strcspn(t, "|\r") : 0, t ? t : "");
+    }
+    if (why[0]) {
+        pthread_mutex_lock(&im->lock);
+        ehr_progress_clear(&im->prog);
+        fprintf(stderr, "%s:%d: %s\n", h->file, line, why);
+        im->n_errors++;
+        pthread_mutex_unlock(&im->lock);
+    } else {
+        h->accepted++;
+    }
+    ehr_buf_free(&ack);
+    return EHR_OK;
+}
+
+/* An HL7 v2 file: every message in it, in order. */
+static void read_hl7(struct imp *im, const char *file, const char *text, size_t len)
+{
+    struct hl7_file h = {.im = im, .file = file};
+    ehr_err err = {{0}};
+    if (im->repo && ehr_hl7_engine_new(im->repo, NULL, &h.engine, &err)) {
+        fprintf(stderr, "%s: %s\n", file, err.msg);
+        return;
+    }
+    ehr_hl7_error he = {0};
+    if (ehr_hl7_split(text, len, hl7_one, &h, &he)) {
+        pthread_mutex_lock(&im->lock);
+        fprintf(stderr, "%s: %s\n", file, he.text);
+        im->n_errors++;
+        pthread_mutex_unlock(&im->lock);
+    }
+    ehr_hl7_engine_free(&h.engine);
+    pthread_mutex_lock(&im->lock);
+    ehr_progress_clear(&im->prog);
+    fprintf(stderr, "%s: %zu HL7 v2 message(s), %zu accepted\n", file, h.n, h.accepted);
+    ehr_progress_update(&im->prog, len, 0);
+    pthread_mutex_unlock(&im->lock);
+}
+
 /* Queue one file. */
 static void read_one(struct imp *im, const char *file)
 {
@@ -430,6 +559,11 @@ static void read_one(struct imp *im, const char *file)
     }
     if (ends_with(file, ".ndjson") || ends_with(file, ".jsonl")) {
         read_ndjson(im, file, text, len);
+        free(text);
+        return;
+    }
+    if (is_hl7(file, text, len)) {
+        read_hl7(im, file, text, len);
         free(text);
         return;
     }
@@ -533,7 +667,7 @@ static void add_path(struct files *f, const char *path, bool top, size_t *bytes)
         return;
     }
     if (!top && !ends_with(path, ".json") && !ends_with(path, ".ndjson") &&
-        !ends_with(path, ".jsonl"))
+        !ends_with(path, ".jsonl") && !ends_with(path, ".hl7"))
         return;
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 64;

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/opts.h"
+#include "repo/repo.h"
 #include "store/migrate.h"
 
 static void usage(FILE *f)
@@ -50,6 +51,20 @@ int ehr_cmd_migrate(int argc, char **argv)
         return 2;
     }
     ehr_err err = {{0}};
+    /* opening the repository applies what a crashed server left in the
+       audit journal (DB.audit-journal), so that the copy has every record;
+       a running server's journal is applied too */
+    char target[4200];
+    snprintf(target, sizeof target, "sqlite:%s", o.from);
+    ehr_repo *repo = NULL;
+    ehr_status st = ehr_repo_open(target, &repo, &err);
+    if (!st)
+        st = ehr_repo_audit_sync(repo, &err);
+    ehr_repo_free(&repo);
+    if (st) {
+        fprintf(stderr, "ehr migrate: %s\n", err.msg);
+        return 1;
+    }
     if (ehr_store_migrate(&o, &err)) {
         fprintf(stderr, "ehr migrate: %s\n", err.msg);
         return 1;

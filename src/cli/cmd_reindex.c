@@ -65,8 +65,8 @@ static void batch_free(struct batch *b)
 static void progress(size_t done, size_t total)
 {
     int width = 40, fill = total ? (int)(done * (size_t)width / total) : width;
-    fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu", fill,
-            "########################################", width - fill, "", done, total);
+    fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu", fill, "########################################",
+            width - fill, "", done, total);
     fflush(stderr);
 }
 
@@ -98,6 +98,11 @@ int ehr_cmd_reindex(int argc, char **argv)
     ehr_store_conn *c = NULL;
     if (ehr_repo_conn(repo, &c, &err)) {
         fprintf(stderr, "ehr reindex: %s\n", err.msg);
+        ehr_repo_free(&repo);
+        return 1;
+    }
+    if (!c->store->ops->reindex) {
+        fprintf(stderr, "ehr reindex: the %s backend cannot reindex yet\n", c->store->ops->name);
         ehr_repo_free(&repo);
         return 1;
     }

@@ -16,6 +16,7 @@
 #include "fhir/xml.h"
 #include "hl7v2/engine.h"
 #include "hl7v2/mllp.h"
+#include "hl7v2/outbound.h"
 #include "http/http.h"
 #include "http/static.h"
 #include "repo/repo.h"
@@ -61,6 +62,8 @@ static void usage(FILE *f)
             "  --hl7-unknown-patient create|reject  results, vaccinations, appointments\n"
             "                    for a patient not on file: create it from PID (default)\n"
             "                    or answer AE (docs/hl7v2.md)\n"
+            "  --hl7-registry HOST:PORT  send every Immunization recorded here to this\n"
+            "                    immunization registry as VXU^V04 over MLLP (queued, retried)\n"
             "\n"
             "Security (docs/security.md): /fhir needs an access token (SMART on FHIR,\n"
             "/.well-known/smart-configuration; or ehr token on this host). On a database\n"
@@ -207,6 +210,8 @@ int ehr_cmd_serve(int argc, char **argv)
     ehr_auth_config_defaults(&ac);
     ehr_hl7_config hl7c = {0};
     long mllp_port = -1;
+    ehr_hl7_outbound_config obc = {0};
+    char registry_host[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *v;
         unsigned long n;
@@ -307,6 +312,16 @@ int ehr_cmd_serve(int argc, char **argv)
                 return 2;
             }
             mllp_port = (long)n;
+        } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-registry"))) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || !parse_num(colon + 1, 65535, &n) || n == 0 ||
+                (size_t)(colon - v) >= sizeof registry_host) {
+                fprintf(stderr, "ehr serve: --hl7-registry takes HOST:PORT\n");
+                return 2;
+            }
+            snprintf(registry_host, sizeof registry_host, "%.*s", (int)(colon - v), v);
+            obc.host = registry_host;
+            obc.port = (uint16_t)n;
         } else if ((v = ehr_opts_value(argc, argv, &i, "--hl7-unknown-patient"))) {
             if (strcmp(v, "create") && strcmp(v, "reject")) {
                 fprintf(stderr, "ehr serve: --hl7-unknown-patient is create or reject\n");
@@ -448,6 +463,7 @@ int ehr_cmd_serve(int argc, char **argv)
         if (ehr_mllp_server_start(hl7, &mc, &mllp, &err)) {
             fprintf(stderr, "ehr serve: %s\n", err.msg);
             ehr_http_server_free(&srv);
+            ehr_http_static_free(&web);
             ehr_rest_free(&rest);
             ehr_hl7_engine_free(&hl7);
             ehr_auth_free(&auth);
@@ -488,10 +504,19 @@ int ehr_cmd_serve(int argc, char **argv)
                "ehr token --user NAME --scope \"user/*.rs\" on this host\n");
     if (mllp)
         printf("ehr: receiving HL7 v2 over MLLP on port %u\n", ehr_mllp_server_port(mllp));
+    ehr_hl7_outbound *outbound = NULL;
+    if (obc.host) {
+        if (ehr_hl7_outbound_start(repo, &obc, &outbound, &err))
+            fprintf(stderr, "ehr serve: %s\n", err.msg);
+        else
+            printf("ehr: sending recorded immunizations to the registry at %s:%u (VXU^V04)\n",
+                   obc.host, obc.port);
+    }
     fflush(stdout);
     while (!stop_requested)
         pause();
     ehr_log(EHR_LOG_INFO, "serve: stopping");
+    ehr_hl7_outbound_stop(&outbound);
     ehr_mllp_server_stop(&mllp);
     ehr_http_server_free(&srv);
     ehr_http_static_free(&web);

@@ -276,7 +276,12 @@ static void ack_id(char out[21])
 
 static ehr_status conn(ehr_hl7_engine *e, ehr_store_conn **c, ehr_err *err)
 {
-    return ehr_repo_conn(e->repo, c, err);
+    ehr_status st = ehr_repo_conn(e->repo, c, err);
+    /* a backend without the HL7 message ops cannot keep messages */
+    if (!st && !(*c)->store->ops->hl7_put)
+        st = ehr_err_set(err, EHR_EUNSUPPORTED, "the %s store does not keep HL7 v2 messages yet",
+                         (*c)->store->ops->name);
+    return st;
 }
 
 /* Make the ACKs for an outcome. accept_code: CA/CE/CR for enhanced mode. */
@@ -288,6 +293,8 @@ static void build_acks(ehr_hl7_engine *e, const ehr_hl7_msg *m, ehr_hl7_ack_code
     ehr_hl7_header_get(m, &h);
     bool ok = app_code == EHR_HL7_AA;
     out->code = app_code;
+    if (!ok && err)
+        out->error = *err;
     if (m && ehr_hl7_enhanced(m)) {
         if (ehr_hl7_ack_wanted(h.accept_ack, accept_code == EHR_HL7_CA)) {
             ack_id(id);
@@ -549,6 +556,60 @@ ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *c
     }
     ehr_arena_free(&a);
     return st;
+}
+
+ehr_status ehr_hl7_rsp_to_fhir(const char *data, size_t len, json_t **bundle, ehr_hl7_error *e)
+{
+    *bundle = NULL;
+    ehr_arena *a = ehr_arena_new();
+    if (!a)
+        return EHR_ENOMEM;
+    ehr_hl7_msg *m = NULL;
+    ehr_status st = ehr_hl7_parse(data, len, NULL, a, &m, e);
+    ehr_hl7_header h;
+    if (!st) {
+        ehr_hl7_header_get(m, &h);
+        if (strcmp(h.type, "RSP"))
+            st = ehr_hl7_fail(e, EHR_EINVAL, 200, "MSH", 1, 9,
+                              "the registry answered %s^%s, not RSP^K11", h.type, h.event);
+    }
+    const ehr_hl7_seg *msa = st ? NULL : ehr_hl7_seg_find(m, "MSA", 1);
+    const ehr_hl7_seg *qak = st ? NULL : ehr_hl7_seg_find(m, "QAK", 1);
+    const char *code = ehr_hl7_val(msa, 1, 1), *qs = ehr_hl7_val(qak, 2, 1);
+    if (!st && (!strcmp(code, "AE") || !strcmp(code, "AR") ||
+                (*qs && strcmp(qs, "OK") && strcmp(qs, "NF")))) {
+        const ehr_hl7_seg *err = ehr_hl7_seg_find(m, "ERR", 1);
+        const char *why = *ehr_hl7_val(err, 8, 1) ? ehr_hl7_val(err, 8, 1) : ehr_hl7_val(msa, 3, 1);
+        st = ehr_hl7_fail(e, EHR_EUNPROCESSABLE, 207, "QAK", 0, 2,
+                          "the registry refused the query (MSA %s, QAK %s)%s%s", code,
+                          *qs ? qs : "-", *why ? ": " : "", why);
+    }
+    json_t *coll = NULL;
+    if (!st) {
+        coll =
+            json_pack("{s:s, s:s, s:[]}", "resourceType", "Bundle", "type", "collection", "entry");
+        if (strcmp(qs, "NF") && ehr_hl7_seg_find(m, "RXA", 1)) {
+            char peer[200];
+            peer_of(m, peer, sizeof peer);
+            struct hl7_map_in in = {.m = m, .peer = peer, .control_id = h.control_id};
+            json_t *tx = NULL;
+            st = hl7_map(&in, &tx, e);
+            size_t i;
+            json_t *en;
+            json_array_foreach(json_object_get(tx, "entry"), i, en) json_array_append_new(
+                json_object_get(coll, "entry"),
+                json_pack("{s:O, s:O}", "fullUrl", json_object_get(en, "fullUrl"), "resource",
+                          json_object_get(en, "resource")));
+            json_decref(tx);
+        }
+    }
+    ehr_arena_free(&a);
+    if (st) {
+        json_decref(coll);
+        return st;
+    }
+    *bundle = coll;
+    return EHR_OK;
 }
 
 struct stored {

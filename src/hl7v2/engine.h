@@ -56,6 +56,7 @@ typedef struct ehr_hl7_reply {
     int64_t id;            /* the stored message's id; 0 when not stored */
     bool duplicate;        /* the control id was known: nothing applied this time */
     bool stored;           /* the message is durably stored (safe to acknowledge) */
+    ehr_hl7_error error;   /* why, when code is AE or AR (as in the ERR segment) */
 } ehr_hl7_reply;
 
 void ehr_hl7_reply_free(ehr_hl7_reply *r);
@@ -81,6 +82,16 @@ ehr_status ehr_hl7_reprocess(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, int64_t
  */
 ehr_status ehr_hl7_to_fhir(const char *data, size_t len, const ehr_hl7_config *cfg, json_t **bundle,
                            ehr_hl7_error *e);
+
+/*
+ * The answer of an immunization registry to a history query (RSP^K11,
+ * CDC IG for Immunization Messaging, profiles Z32/Z42) as FHIR: a
+ * "collection" Bundle of the Patient and the Immunizations it lists,
+ * mapped as a VXU's RXA segments are. Nothing is stored. QAK-2 "NF" (no
+ * patient found) gives an empty collection; AE/AR, or a QAK-2 other than
+ * OK/NF, an error with the registry's reason.
+ */
+ehr_status ehr_hl7_rsp_to_fhir(const char *data, size_t len, json_t **bundle, ehr_hl7_error *e);
 
 /* Apply every inbound message stored but not finished; *n counts them. */
 ehr_status ehr_hl7_recover(ehr_hl7_engine *e, const ehr_repo_ctx *ctx, size_t *n, ehr_err *err);

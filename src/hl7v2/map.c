@@ -175,6 +175,14 @@ json_t *map_entry(struct mapper *mp, json_t *res, const char *method, const char
     map_uuid(u);
     if (fullurl)
         snprintf(fullurl, 64, "%s", u);
+    /* where it came from (FHIR meta.source): the sender; outbound messages
+       are not made for what came in this way */
+    ehr_buf src = EHR_BUF_INIT;
+    ehr_buf_puts(&src, "urn:ehr:hl7v2:");
+    for (const char *p = mp->in->peer; *p; p++)
+        ehr_buf_putc(&src, isalnum((unsigned char)*p) || *p == '-' || *p == '.' ? *p : '_');
+    json_object_set_new(res, "meta", json_pack("{s:s}", "source", src.data));
+    ehr_buf_free(&src);
     json_t *req = json_pack("{s:s}", "method", method);
     if (!strcmp(method, "PUT")) {
         char url[1200];
@@ -828,7 +836,8 @@ ehr_status hl7_map(const struct hl7_map_in *in, json_t **bundle, ehr_hl7_error *
         }
     } else if (!strcmp(h.type, "ORU")) {
         st = map_oru(&mp);
-    } else if (!strcmp(h.type, "VXU")) {
+    } else if (!strcmp(h.type, "VXU") || !strcmp(h.type, "RSP")) {
+        /* RSP^K11: a registry's immunization history, RXA as in a VXU */
         st = map_vxu(&mp);
     } else if (!strcmp(h.type, "SIU")) {
         st = map_siu(&mp, h.event);

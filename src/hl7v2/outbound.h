@@ -52,6 +52,16 @@ ehr_status ehr_hl7_vxu_build(const json_t *imm, const json_t *patient,
                              const ehr_hl7_outbound_config *cfg, const char *control_id,
                              ehr_buf *out, ehr_err *err);
 
+/*
+ * A QBP^Q11 asking a registry for a patient's immunization history (CDC IG
+ * for Immunization Messaging, query profile Z34: QPD with the patient's
+ * identifiers, name, birth date, sex and address; RCP immediate, at most
+ * 20 records). query_tag is QPD-2, echoed in the answer's QAK-1.
+ */
+ehr_status ehr_hl7_qbp_build(const json_t *patient, const ehr_hl7_outbound_config *cfg,
+                             const char *control_id, const char *query_tag, ehr_buf *out,
+                             ehr_err *err);
+
 /* Put outbound message id back in the queue, to go out at once. */
 ehr_status ehr_hl7_resend(ehr_repo *repo, int64_t id, ehr_err *err);
 

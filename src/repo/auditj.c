@@ -32,7 +32,9 @@
 /* Records per job: small enough not to hold the writer (a record costs a
    SHA-256 and an insert, some microseconds). */
 #define CHUNK 128
-/* Start a new generation when the file grows past this (bytes). */
+/* Start a new generation when the file grows past this (bytes); the
+   environment variable EHR_AUDIT_JOURNAL_ROTATE (bytes, at least 1024)
+   lowers it, so that tests can rotate often. */
 #define ROTATE_BYTES (16 << 20)
 
 struct repo_aj {
@@ -40,6 +42,7 @@ struct repo_aj {
     ehr_journal *j;
     pthread_mutex_t apply_lock; /* one applier at a time (read, sync, rotate) */
     int64_t applied;            /* records before this offset are applied */
+    int64_t rotate_bytes;
 };
 
 /* One chunk of records, carried into the transaction that applies it. */
@@ -107,7 +110,7 @@ static ehr_status do_apply(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *e
 }
 
 /*
- * Apply the records of j in [from, to) in chunks; the last chunk commits
+ * Apply the records of j in [from, to) (to 0: the end) in chunks; the last chunk commits
  * with an fsync when durable. *reached: where it stopped (to, or the start
  * of a torn tail). Damaged records are reported in the chain when report.
  */
@@ -123,6 +126,8 @@ static ehr_status apply_range(ehr_repo *r, ehr_journal *j, int64_t from, int64_t
     ehr_status st = EHR_OK;
     int64_t at = from;
     char damage[320];
+    if (!to)
+        to = ehr_journal_end(j);
     for (;;) {
         k->n = 0;
         ehr_buf_reset(&k->events);
@@ -180,6 +185,10 @@ ehr_status repo_aj_open(ehr_repo *r, const char *path, bool create, struct repo_
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&aj->apply_lock, NULL);
+    aj->rotate_bytes = ROTATE_BYTES;
+    const char *env = getenv("EHR_AUDIT_JOURNAL_ROTATE");
+    if (env && atoll(env) >= 1024)
+        aj->rotate_bytes = atoll(env);
     st = ehr_journal_open(path, g + 1, false, &aj->j, err);
     /* recovery: apply what a previous run left (a torn tail is dropped),
        durably, then start a clean generation */
@@ -246,7 +255,7 @@ ehr_status repo_aj_tick(ehr_repo *r, struct repo_aj *aj, ehr_err *err)
         return st;
     if ((st = repo_aj_apply(r, aj, false, err)))
         return st;
-    if (ehr_journal_end(aj->j) - ehr_journal_start(aj->j) < ROTATE_BYTES)
+    if (ehr_journal_end(aj->j) - ehr_journal_start(aj->j) < aj->rotate_bytes)
         return EHR_OK;
     /* a new generation, carrying what is not applied yet; the mark must be
        on disk before the old file goes */

@@ -619,7 +619,7 @@ ehr_status repo_append_audit(ehr_repo *r, const json_t *event, ehr_err *err)
     struct audit_job j = {.event = s, .len = strlen(s), .when = next_time(r)};
     ehr_status st;
     /* the journal: one append, no wait for the writer (auditj.c); an event
-       too large for it goes the slow way */
+       too large for it (or a full disk) goes the slow way */
     if (!r->aj || (st = repo_aj_append(r->aj, j.when, j.event, j.len, err)) == EHR_ELIMIT)
         st = run_job(r, do_audit, &j, true, err);
     free(s);

@@ -4,21 +4,18 @@
  * handlers and search really support. Built once, then served as bytes.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
 #include "fhir/model.h"
 #include "rest/rest_int.h"
+#include "search/params.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char *cached;
 static size_t cached_len;
-
-static json_t *search_param(const char *name, const char *type, const char *doc)
-{
-    return json_pack("{s:s, s:s, s:s}", "name", name, "type", type, "documentation", doc);
-}
 
 static void build(void)
 {
@@ -43,9 +40,9 @@ static void build(void)
         json_t *r = json_object();
         json_object_set_new(r, "type", json_string(t->name));
         json_t *ints = json_array();
-        static const char *const codes[] = {"read",   "vread",           "update",
-                                            "patch",  "delete",          "history-instance",
-                                            "history-type", "create",    "search-type"};
+        static const char *const codes[] = {"read",         "vread",  "update",
+                                            "patch",        "delete", "history-instance",
+                                            "history-type", "create", "search-type"};
         for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++)
             json_array_append_new(ints, json_pack("{s:s}", "code", codes[k]));
         json_object_set_new(r, "interaction", ints);
@@ -56,13 +53,28 @@ static void build(void)
         json_object_set_new(r, "conditionalRead", json_string("not-match"));
         json_object_set_new(r, "conditionalUpdate", json_true());
         json_object_set_new(r, "conditionalDelete", json_string("single"));
-        json_t *sps = json_array();
-        json_array_append_new(sps, search_param("_id", "token", "the logical id"));
-        json_array_append_new(sps, search_param("_lastUpdated", "date",
-                                                "when the current version was written"));
-        if (ehr_fhir_element_find(t, "identifier", 10, NULL))
-            json_array_append_new(sps, search_param("identifier", "token",
-                                                    "an identifier: system|value, |value or value"));
+        /* every R4 search parameter of the type (docs/search.md says how
+           each type is matched and what is not supported) */
+        json_t *sps = json_array(), *incs = json_array();
+        static const char *const kinds[] = {"string", "token", "date",      "reference", "quantity",
+                                            "number", "uri",   "composite", "special"};
+        const struct ehr_sp *list[256];
+        size_t n = ehr_sp_list(t->name, list, 256);
+        for (size_t k = 0; k < n && k < 256; k++) {
+            const struct ehr_sp *sp = list[k];
+            if (sp->kind == EHR_SP_SPECIAL || !strcmp(sp->code, "_query"))
+                continue;
+            json_array_append_new(
+                sps, json_pack("{s:s, s:s}", "name", sp->code, "type", kinds[sp->kind]));
+            if (sp->kind == EHR_SP_REFERENCE) {
+                char inc[160];
+                snprintf(inc, sizeof inc, "%s:%s", t->name, sp->code);
+                json_array_append_new(incs, json_string(inc));
+            }
+        }
+        json_array_append_new(incs, json_string("*"));
+        json_object_set_new(r, "searchInclude", incs);
+        json_object_set_new(r, "searchRevInclude", json_pack("[s]", "*"));
         json_object_set_new(r, "searchParam", sps);
         json_array_append_new(resources, r);
     }
@@ -70,8 +82,8 @@ static void build(void)
     json_object_set_new(rest, "mode", json_string("server"));
     json_object_set_new(rest, "resource", resources);
     json_object_set_new(rest, "interaction",
-                        json_pack("[{s:s},{s:s},{s:s}]", "code", "history-system", "code",
-                                  "transaction", "code", "batch"));
+                        json_pack("[{s:s},{s:s},{s:s},{s:s}]", "code", "history-system", "code",
+                                  "transaction", "code", "batch", "code", "search-system"));
     /* GET /Patient/ID/TYPE (rest.c) */
     json_object_set_new(rest, "compartment",
                         json_pack("[s]", "http://hl7.org/fhir/CompartmentDefinition/patient"));

@@ -37,11 +37,13 @@
 #include "core/util.h"
 #include "fhir/model.h"
 #include "rest/rest_int.h"
+#include "search/search.h"
 
 #define EXPORT_KIND "bulk-export"
 #define EXPORT_CHUNK 5000
 #define EXPORT_MAX_TYPES 160
 #define EXPORT_MAX_MEMBERS 10000
+#define EXPORT_MAX_FILTERS 32
 #define EXPORT_KEEP_US (24LL * 3600 * 1000000) /* finished jobs and files: a day */
 
 struct rest_exports {
@@ -87,6 +89,32 @@ static ehr_status job_put(ehr_repo *repo, json_t *job, bool create, ehr_err *err
                        .doc_len = strlen(s)};
     st = EHR_STORE_CALL(c, obj_put, &o, create, err);
     free(s);
+    return st;
+}
+
+/*
+ * Record the job's progress unless it was cancelled meanwhile (its
+ * document deleted): the check and the write in one transaction, so a
+ * DELETE is never undone. EHR_ENOTFOUND when it was cancelled.
+ */
+static ehr_status job_update(ehr_repo *repo, json_t *job, ehr_err *err)
+{
+    ehr_store_conn *c;
+    ehr_status st = ehr_repo_conn(repo, &c, err);
+    if (st || (st = EHR_STORE_CALL(c, begin, true, err)))
+        return st;
+    ehr_buf b = EHR_BUF_INIT;
+    st = EHR_STORE_CALL(c, obj_get, EXPORT_KIND, json_string_value(json_object_get(job, "id")), &b,
+                        err);
+    ehr_buf_free(&b);
+    if (!st)
+        st = job_put(repo, job, false, err);
+    if (st) {
+        EHR_STORE_CALL(c, rollback);
+        return st;
+    }
+    if ((st = EHR_STORE_CALL(c, commit, err)))
+        EHR_STORE_CALL(c, rollback);
     return st;
 }
 
@@ -184,6 +212,14 @@ struct out {
     long long count;
 };
 
+/* A _typeFilter, parsed: its query plus one clause for the row's _id. */
+struct filter {
+    const char *type;
+    ehr_search s;
+    struct ehr_store_clause *clauses; /* s's clauses and the _id one */
+    struct ehr_store_cond id_cond;
+};
+
 struct run {
     struct rest_exports *ex;
     const char *dir;
@@ -191,6 +227,9 @@ struct run {
     size_t n_outs;
     long long rows;
     ehr_status io;
+    ehr_store_conn *c;
+    struct filter filters[EXPORT_MAX_FILTERS];
+    size_t n_filters;
 };
 
 static struct out *out_for(struct run *ru, const char *type, json_t *files)
@@ -228,9 +267,33 @@ struct row_ctx {
     json_t *files;
 };
 
+/* Does rec pass the _typeFilter queries of its type (any of them; none: yes)? */
+static bool passes(struct run *ru, const ehr_store_rec *rec)
+{
+    bool any = false;
+    for (size_t i = 0; i < ru->n_filters; i++) {
+        struct filter *f = &ru->filters[i];
+        if (strcmp(f->type, rec->type))
+            continue;
+        any = true;
+        f->id_cond.s2 = rec->id;
+        ehr_store_query q = f->s.q;
+        q.clauses = f->clauses;
+        q.n_clauses = f->s.q.n_clauses + 1;
+        q.count = 0;
+        q.offset = 0;
+        size_t n = 0;
+        if (!EHR_STORE_CALL(ru->c, search, &q, NULL, NULL, &n, NULL) && n > 0)
+            return true;
+    }
+    return !any;
+}
+
 static ehr_status export_row(void *p, const ehr_store_rec *rec)
 {
     struct row_ctx *rc = p;
+    if (rc->ru->n_filters && !passes(rc->ru, rec))
+        return EHR_OK;
     struct out *o = out_for(rc->ru, rec->type, rc->files);
     if (!o || fwrite(rec->content, 1, rec->content_len, o->f) != rec->content_len ||
         fputc('\n', o->f) == EOF)
@@ -280,7 +343,7 @@ static void run_job(struct rest_exports *ex, json_t *job)
         /* an empty Group exports nothing */
         json_object_set_new(job, "status", json_string("done"));
         ehr_err err = {{0}};
-        job_put(repo, job, false, &err);
+        job_update(repo, job, &err);
         return;
     }
     ehr_repo_ctx ctx = {.user = jstr(job, "owner"), .client = "export-job", .role = "system"};
@@ -300,6 +363,38 @@ static void run_job(struct rest_exports *ex, json_t *job)
         json_object_set_new(job, "total", json_integer((json_int_t)total));
     }
     struct run ru = {.ex = ex, .dir = dir};
+    ehr_arena *fa = ehr_arena_new();
+    if (!fa || ehr_repo_conn(repo, &ru.c, NULL)) {
+        ehr_arena_free(&fa);
+        return;
+    }
+    json_array_foreach(json_object_get(job, "filters"), i, v)
+    {
+        struct filter *f = &ru.filters[ru.n_filters];
+        struct ehr_search_param *ps = NULL;
+        size_t n = 0;
+        ehr_fhir_issues is = EHR_FHIR_ISSUES_INIT;
+        f->type = jstr(v, "type");
+        if (ru.n_filters == EXPORT_MAX_FILTERS || !f->type ||
+            ehr_search_split_query(jstr(v, "query"), fa, &ps, &n) ||
+            ehr_search_parse(f->type, ps, n, true, fa, &f->s, &is)) {
+            ehr_fhir_issues_free(&is);
+            continue;
+        }
+        ehr_fhir_issues_free(&is);
+        f->clauses = ehr_arena_calloc(fa, f->s.q.n_clauses + 1, sizeof *f->clauses);
+        if (!f->clauses) {
+            ehr_search_done(&f->s);
+            continue;
+        }
+        if (f->s.q.n_clauses)
+            memcpy(f->clauses, f->s.q.clauses, f->s.q.n_clauses * sizeof *f->clauses);
+        f->id_cond =
+            (struct ehr_store_cond){.kind = EHR_IDX_TOKEN, .param = "_id", .match = EHR_MATCH_EQ};
+        f->clauses[f->s.q.n_clauses] =
+            (struct ehr_store_clause){.n_conds = 1, .conds = &f->id_cond};
+        ru.n_filters++;
+    }
     for (;;) {
         if (stopping(ex))
             break;
@@ -326,7 +421,10 @@ static void run_job(struct rest_exports *ex, json_t *job)
                                             : err.msg[0] ? err.msg
                                                          : ehr_status_str(st)));
             ehr_log(EHR_LOG_ERROR, "export: job %s failed: %s", id, ehr_status_str(st));
-            job_put(repo, job, false, &err);
+            if (job_update(repo, job, &err) == EHR_ENOTFOUND) {
+                close_outs(&ru);
+                remove_files(ex, id); /* cancelled: the failure was the cancel */
+            }
             break;
         }
         for (size_t k = 0; k < ru.n_outs; k++)
@@ -339,14 +437,12 @@ static void run_job(struct rest_exports *ex, json_t *job)
         if (finished)
             json_object_set_new(job, "status", json_string("done"));
         /* cancelled meanwhile? then the document is gone: drop the files */
-        json_t *now = NULL;
-        if (job_get(repo, id, &now, &err) == EHR_ENOTFOUND) {
+        if ((st = job_update(repo, job, &err)) == EHR_ENOTFOUND) {
             close_outs(&ru);
             remove_files(ex, id);
-            return;
+            break;
         }
-        json_decref(now);
-        if (job_put(repo, job, false, &err)) {
+        if (st) {
             ehr_log(EHR_LOG_ERROR, "export: job %s: recording progress failed", id);
             break;
         }
@@ -358,6 +454,9 @@ static void run_job(struct rest_exports *ex, json_t *job)
         }
     }
     close_outs(&ru);
+    for (size_t k = 0; k < ru.n_filters; k++)
+        ehr_search_done(&ru.filters[k].s);
+    ehr_arena_free(&fa);
 }
 
 /* The unfinished jobs, oldest first: the worker runs the first whose
@@ -493,6 +592,77 @@ static const char *param(struct rctx *x, json_t *body, const char *name)
     return NULL;
 }
 
+/*
+ * _typeFilter: "Type?query" items separated by commas (a comma followed by
+ * a resource type and '?' starts the next one; others belong to the
+ * query). Each is checked as a strict search of its type. false with the
+ * answer sent when one is not valid.
+ */
+static bool parse_filters(struct rctx *x, const char *tf, json_t *out)
+{
+    char *dup = ehr_arena_strdup(x->req->arena, tf);
+    char *p = dup;
+    while (p && *p) {
+        /* the end of this item */
+        char *end = p, *next = NULL;
+        for (char *c = strchr(p, ','); c; c = strchr(c + 1, ',')) {
+            size_t tn = strcspn(c + 1, "?,");
+            char t[72];
+            if (c[1 + tn] == '?' && tn && tn < sizeof t) {
+                memcpy(t, c + 1, tn);
+                t[tn] = '\0';
+                const ehr_fhir_type *ft = ehr_fhir_resource_type(t);
+                if (ft && !ft->is_abstract) {
+                    next = c + 1;
+                    *c = '\0';
+                    break;
+                }
+            }
+        }
+        end = p;
+        char *q = strchr(end, '?');
+        const ehr_fhir_type *ft = NULL;
+        if (q) {
+            *q = '\0';
+            ft = ehr_fhir_resource_type(end);
+        }
+        if (!q || !ft || ft->is_abstract) {
+            rest_fail(x, 400, "value", "_typeFilter",
+                      "each _typeFilter item is Type?query, such as "
+                      "Observation?category=laboratory ('%.80s' is not)",
+                      end);
+            return false;
+        }
+        struct ehr_search_param *ps = NULL;
+        size_t n = 0;
+        ehr_search s = {0};
+        ehr_fhir_issues is = EHR_FHIR_ISSUES_INIT;
+        ehr_status st = ehr_search_split_query(q + 1, x->req->arena, &ps, &n);
+        if (!st)
+            st = ehr_search_parse(end, ps, n, true, x->req->arena, &s, &is);
+        if (st) {
+            if (is.n)
+                rest_fail_status(x, EHR_EINVAL, NULL, &is);
+            else
+                rest_fail(x, 400, "value", "_typeFilter",
+                          "the _typeFilter '%.60s?%.100s' is not a valid search", end, q + 1);
+            ehr_search_done(&s);
+            ehr_fhir_issues_free(&is);
+            return false;
+        }
+        ehr_search_done(&s);
+        ehr_fhir_issues_free(&is);
+        if (json_array_size(out) == EXPORT_MAX_FILTERS) {
+            rest_fail(x, 400, "too-costly", "_typeFilter", "at most %d _typeFilter queries",
+                      EXPORT_MAX_FILTERS);
+            return false;
+        }
+        json_array_append_new(out, json_pack("{s:s,s:s}", "type", end, "query", q + 1));
+        p = next;
+    }
+    return true;
+}
+
 void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id)
 {
     struct rest_exports *ex = x->rest->exports;
@@ -527,10 +697,10 @@ void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id
         json_decref(body);
         return;
     }
-    if (param(x, body, "_typeFilter")) {
-        rest_fail(x, 400, "not-supported", "_typeFilter",
-                  "_typeFilter is not supported by this server yet; export by _type and filter "
-                  "the files");
+    json_t *filters = json_array();
+    const char *tf = param(x, body, "_typeFilter");
+    if (tf && !parse_filters(x, tf, filters)) {
+        json_decref(filters);
         json_decref(body);
         return;
     }
@@ -555,6 +725,7 @@ void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id
             if (*p && (!t || t->is_abstract)) {
                 rest_fail(x, 400, "value", "_type", "'%.72s' is not a FHIR R4 resource type", p);
                 json_decref(types);
+                json_decref(filters);
                 json_decref(body);
                 return;
             }
@@ -576,6 +747,7 @@ void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id
         if (st) {
             json_decref(types);
             json_decref(patients);
+            json_decref(filters);
             rest_fail_status(x, st, &err, NULL);
             return;
         }
@@ -597,11 +769,11 @@ void rest_export_kickoff(struct rctx *x, const char *level, const char *group_id
                                      *x->req->raw_query ? "?" : "");
     if (request && *x->req->raw_query)
         request = ehr_arena_printf(x->req->arena, "%s%s", request, x->req->raw_query);
-    json_t *job = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I}", "id", id, "owner",
+    json_t *job = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I}", "id", id, "owner",
                             x->who.user ? x->who.user : "anonymous", "status", "queued", "level",
                             level, "request", request ? request : "", "transactionTime", now,
-                            "types", types, "patients", patients, "since", (json_int_t)since,
-                            "after_key", (json_int_t)0, "done", (json_int_t)0);
+                            "types", types, "patients", patients, "filters", filters, "since",
+                            (json_int_t)since, "after_key", (json_int_t)0, "done", (json_int_t)0);
     if (group_id)
         json_object_set_new(job, "group", json_string(group_id));
     st = job_put(x->rest->repo, job, true, &err);
@@ -653,8 +825,9 @@ void rest_export_status(struct rctx *x, const char *id)
         ehr_err err = {{0}};
         if (!ehr_repo_conn(x->rest->repo, &c, &err))
             EHR_STORE_CALL(c, obj_del, EXPORT_KIND, id, &err);
-        /* a running job removes its own files when it sees it is gone */
-        if (strcmp(status, "running"))
+        /* a queued or running job's files are removed by the worker when it
+           sees the job is gone; a finished one's here */
+        if (!strcmp(status, "done") || !strcmp(status, "failed"))
             remove_files(x->rest->exports, id);
         json_decref(job);
         rest_send_json(x, 202,

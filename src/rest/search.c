@@ -86,6 +86,9 @@ void rest_search_in(struct rctx *x, const char *type, const char *patient)
     ehr_search tq = s;
     tq.q.count = 0;
     tq.total_none = false;
+    /* _summary=count and _total=accurate count everything */
+    bool accurate = s.total_accurate || s.summary_count;
+    tq.q.total_limit = accurate ? 0 : EHR_SEARCH_TOTAL_LIMIT;
     if (!s.total_none)
         st = ehr_repo_search(x->rest->repo, &x->who, &tq, NULL, NULL, &total, &err);
     if (st) {
@@ -116,7 +119,9 @@ void rest_search_in(struct rctx *x, const char *type, const char *patient)
         ehr_fhir_issues_free(&issues);
         return;
     }
-    rest_bundle_open(&bb, x, "searchset", s.total_none ? -1 : (long long)total);
+    /* a count that reached the limit is only a lower bound: left out */
+    bool has_total = !s.total_none && (accurate || total < EHR_SEARCH_TOTAL_LIMIT);
+    rest_bundle_open(&bb, x, "searchset", has_total ? (long long)total : -1);
     ehr_buf url = EHR_BUF_INIT;
     if (patient)
         ehr_buf_printf(&url, "%s/Patient/%s/%s?", x->base, patient, type);

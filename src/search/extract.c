@@ -41,23 +41,20 @@
 
 /* ---- text normalisation: lowercase, accents removed ---- */
 
-/* Base letter of a Latin-1 Supplement / Latin Extended-A character. */
+/* Base letter of a Latin-1 Supplement / Latin Extended-A character
+ * (from the Unicode decompositions; ligatures and stroked letters by their
+ * first letter), else the lowercase character. */
 static uint32_t fold(uint32_t c)
 {
-    static const char l1[] = /* U+00C0 .. U+00FF */
-        "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"
-        "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
-    if (c >= 0xC0 && c <= 0xFF) {
-        char b = l1[c - 0xC0];
-        return b ? (uint32_t)b : c;
-    }
-    if (c >= 0x100 && c <= 0x17F) {
-        static const char ea[] = /* U+0100 .. U+017F, pairs upper/lower */
-            "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkklllllllllllnnnnnnnnnooooooooo"
-            "orrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
-        if (c - 0x100 < sizeof ea - 1)
-            return (uint32_t)ea[c - 0x100];
-    }
+    static const char l1[] = /* U+00C0 .. U+00FF; \0: not a letter */
+        "aaaaaaaceeeeiiiidnooooo\0ouuuuytsaaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+    static const char ea[] = /* U+0100 .. U+017F */
+        "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiiiijjkkkllllllllllnnnnnnnnnoooooooorrrrrr"
+        "ssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
+    if (c >= 0xC0 && c <= 0xFF && l1[c - 0xC0])
+        return (uint32_t)l1[c - 0xC0];
+    if (c >= 0x100 && c <= 0x17F && ea[c - 0x100])
+        return (uint32_t)ea[c - 0x100];
     return fp_lower(c);
 }
 
@@ -607,6 +604,78 @@ static ehr_status composite_rows(struct rows *r, const struct ehr_sp *sp, const 
     return EHR_OK;
 }
 
+/* ---- full text: the narrative (_text) and every string (_content) ---- */
+
+#define MAX_TEXT 65536
+
+static void strip_tags(ehr_buf *b, const char *html)
+{
+    bool tag = false;
+    for (const char *p = html; *p && b->len < MAX_TEXT; p++) {
+        if (*p == '<')
+            tag = true;
+        else if (*p == '>') {
+            tag = false;
+            ehr_buf_putc(b, ' ');
+        } else if (!tag) {
+            if (*p == '&') { /* entities become a space: words around them stay apart */
+                const char *e = strchr(p, ';');
+                if (e && e - p < 10) {
+                    p = e;
+                    ehr_buf_putc(b, ' ');
+                    continue;
+                }
+            }
+            ehr_buf_putc(b, *p);
+        }
+    }
+}
+
+static void all_strings(ehr_buf *b, const json_t *j, int depth)
+{
+    if (b->len >= MAX_TEXT || depth > 64)
+        return;
+    const char *s = ehr_json_string(j);
+    if (s) {
+        ehr_buf_puts(b, s);
+        ehr_buf_putc(b, ' ');
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            all_strings(b, json_array_get(j, i), depth + 1);
+    } else if (json_is_object(j)) {
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)j, key, v)
+        {
+            if (!strcmp(key, "div"))
+                strip_tags(b, ehr_json_string(v) ? ehr_json_string(v) : "");
+            else if (strcmp(key, "resourceType") && strcmp(key, "id") && strcmp(key, "meta") &&
+                     strcmp(key, "url") && strcmp(key, "system") && strcmp(key, "reference"))
+                all_strings(b, v, depth + 1);
+        }
+    }
+}
+
+static ehr_status text_row(struct rows *r, const char *param, const json_t *res)
+{
+    ehr_buf b = EHR_BUF_INIT;
+    if (!strcmp(param, "_text")) {
+        const char *div = ehr_json_get_string(json_object_get(res, "text"), "div");
+        if (div)
+            strip_tags(&b, div);
+    } else {
+        all_strings(&b, res, 0);
+    }
+    ehr_status st = EHR_OK;
+    if (b.len) {
+        struct ehr_store_value *v = row(r, EHR_IDX_TEXT, param);
+        if (!v || !(v->s1 = ehr_arena_strndup(r->a, b.data, b.len > MAX_TEXT ? MAX_TEXT : b.len)))
+            st = EHR_ENOMEM;
+    }
+    ehr_buf_free(&b);
+    return st;
+}
+
 #define MAX_PARAMS 256
 
 ehr_status ehr_search_extract(const char *type, const char *id, const json_t *res, ehr_arena *arena,
@@ -630,6 +699,10 @@ ehr_status ehr_search_extract(const char *type, const char *id, const json_t *re
         }
         if (sp->kind == EHR_SP_SPECIAL)
             continue;
+        if (!strcmp(sp->code, "_text") || !strcmp(sp->code, "_content")) {
+            st = text_row(&r, sp->code, res);
+            continue;
+        }
         const ehr_fhirpath_expr *e = ehr_sp_expr(sp);
         if (e)
             st = eval_rows(&r, sp, sp->code, sp->kind, e, res, res, NULL);

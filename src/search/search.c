@@ -604,6 +604,56 @@ static bool composite_cond(struct ps *p, const struct ehr_sp *sp, const char *na
     return true;
 }
 
+/* _text, _content: every word of a value starts a word of the text (FTS5
+ * prefix queries); commas are OR. */
+static bool text_filter(struct ps *p, const struct ehr_sp *sp, const char *name, const char *mod,
+                        const char *value, struct ehr_store_clause *out)
+{
+    if (mod) {
+        fail(p, "not-supported", name, "%s takes no modifier", sp->code);
+        return false;
+    }
+    const char **vals;
+    size_t nv = split_values(p->a, value, ',', &vals);
+    if (nv > EHR_SEARCH_MAX_OR) {
+        fail(p, "too-costly", name, "%s has %zu values; at most %d are allowed", name, nv,
+             EHR_SEARCH_MAX_OR);
+        return false;
+    }
+    struct ehr_store_cond *cs = ehr_arena_calloc(p->a, nv ? nv : 1, sizeof *cs);
+    if (!cs || !vals)
+        return false;
+    for (size_t i = 0; i < nv; i++) {
+        const char *norm = ehr_search_normalize(p->a, vals[i], strlen(vals[i]));
+        ehr_buf b = EHR_BUF_INIT;
+        size_t words = 0;
+        for (const char *q = norm; q && *q;) {
+            while (*q && !isalnum((unsigned char)*q) && !((unsigned char)*q & 0x80))
+                q++;
+            size_t len = 0;
+            while (q[len] && (isalnum((unsigned char)q[len]) || ((unsigned char)q[len] & 0x80)))
+                len++;
+            if (!len)
+                break;
+            ehr_buf_printf(&b, "%s\"%.*s\"*", words++ ? " " : "", (int)len, q);
+            q += len;
+        }
+        if (!words) {
+            ehr_buf_free(&b);
+            fail(p, "value", name, "%s needs at least one word", name);
+            return false;
+        }
+        cs[i].kind = EHR_IDX_TEXT;
+        cs[i].match = EHR_MATCH_TEXT;
+        cs[i].param = sp->code;
+        cs[i].s1 = ehr_arena_strndup(p->a, b.data, b.len);
+        ehr_buf_free(&b);
+    }
+    out->conds = cs;
+    out->n_conds = nv;
+    return true;
+}
+
 static bool filter(struct ps *p, const char *type, const char *name, const char *value, int depth,
                    struct ehr_store_clause *out)
 {
@@ -613,6 +663,8 @@ static bool filter(struct ps *p, const char *type, const char *name, const char 
     }
     if (!strncmp(name, "_has:", 5))
         return has_filter(p, type, name, value, depth, out);
+    if (!strcmp(name, "_list")) /* the items of List/value: _has:List:item:_id=value */
+        return has_filter(p, type, "_has:List:item:_id", value, depth, out);
     const char *dot = strchr(name, '.');
     if (dot)
         return chain_filter(p, type, name, dot, value, depth, out);
@@ -627,8 +679,9 @@ static bool filter(struct ps *p, const char *type, const char *name, const char 
     code[cl] = '\0';
     const char *mod = colon ? colon + 1 : NULL;
     const struct ehr_sp *sp = ehr_sp_find(type, code);
-    if (!sp || sp->kind == EHR_SP_SPECIAL || !strcmp(code, "_query") || !strcmp(code, "_text") ||
-        !strcmp(code, "_content")) {
+    if (sp && (!strcmp(code, "_text") || !strcmp(code, "_content")))
+        return text_filter(p, sp, name, mod, value, out);
+    if (!sp || sp->kind == EHR_SP_SPECIAL || !strcmp(code, "_query")) {
         unknown(p, name, "search parameter '%s' is not %s for %s", code,
                 sp ? "supported" : "defined", type ? type : "a search across all types");
         return false;
@@ -644,6 +697,12 @@ static bool filter(struct ps *p, const char *type, const char *name, const char 
         if (strcmp(value, "true") && strcmp(value, "false")) {
             fail(p, "value", name, "%s takes true or false", name);
             return false;
+        }
+        if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated")) {
+            /* every resource has them: missing=true matches nothing */
+            out->negate = !strcmp(value, "false");
+            out->n_conds = 0;
+            return true;
         }
         struct ehr_store_cond *c = ehr_arena_calloc(p->a, 1, sizeof *c);
         if (!c)
@@ -719,7 +778,8 @@ static bool parse_sort(struct ps *p, const char *type, const char *value, ehr_st
         if (*k == '-')
             k++;
         const struct ehr_sp *sp = ehr_sp_find(type, k);
-        if (!sp || sp->kind == EHR_SP_COMPOSITE || sp->kind == EHR_SP_SPECIAL) {
+        if (!sp || sp->kind == EHR_SP_COMPOSITE || sp->kind == EHR_SP_SPECIAL ||
+            !strcmp(k, "_text") || !strcmp(k, "_content")) {
             fail(p, "not-supported", "_sort", "cannot sort %s by '%s'",
                  type ? type : "a search across all types", k);
             return false;
@@ -860,6 +920,7 @@ ehr_status ehr_search_parse(const char *type, const struct ehr_search_param *par
                 continue;
             }
             s->total_none = !strcmp(value, "none");
+            s->total_accurate = !strcmp(value, "accurate");
         } else if (!strcmp(name, "_summary")) {
             static const char *const names[] = {"false", "true", "text", "data", "count"};
             static const ehr_search_summary vals[] = {EHR_SUMMARY_NONE, EHR_SUMMARY_TRUE,

@@ -39,6 +39,9 @@ struct ehr_search_param {
 #define EHR_SEARCH_MAX_INCLUDES 16
 /* Most resources that _include/_revinclude add to one page. */
 #define EHR_SEARCH_MAX_INCLUDED 1000
+/* Matches counted for Bundle.total unless _total=accurate: beyond it the
+ * total is left out (paging links still work). */
+#define EHR_SEARCH_TOTAL_LIMIT 2000
 /* Most names in _elements. */
 #define EHR_SEARCH_MAX_ELEMENTS 64
 
@@ -54,6 +57,7 @@ typedef struct ehr_search {
     ehr_store_query q;  /* clauses live in the arena given to ehr_search_parse */
     bool summary_count; /* _summary=count: only the total */
     bool total_none;    /* _total=none */
+    bool total_accurate; /* _total=accurate: count every match */
     ehr_search_summary summary;
     size_t n_elements; /* _elements: top-level names kept (0: all) */
     const char **elements;

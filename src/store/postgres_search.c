@@ -158,6 +158,9 @@ static void value_sql(struct ctx *x, ehr_buf *w, const struct ehr_store_cond *k,
     if (k->match == EHR_MATCH_ANY)
         return;
     switch (k->kind) {
+    case EHR_IDX_TEXT: /* _text, _content: no full-text index on PostgreSQL yet */
+        ehr_buf_puts(w, " AND false");
+        break;
     case EHR_IDX_STRING:
         if (k->match == EHR_MATCH_EQ)
             ehr_buf_printf(w, " AND %s.exact = %s", p, T(q, k->s2 ? k->s2 : k->s1));
@@ -350,6 +353,8 @@ static const char *sort_col(ehr_idx_kind k, bool desc)
         return "value";
     case EHR_IDX_URI:
         return "uri";
+    case EHR_IDX_TEXT:
+        break;
     }
     return "norm";
 }

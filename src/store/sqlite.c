@@ -41,6 +41,7 @@ enum stmt_id {
     ST_DEL_QUANTITY,
     ST_DEL_NUMBER,
     ST_DEL_URI,
+    ST_DEL_TEXT,
     ST_DEL_COMPARTMENT,
     ST_INS_STRING,
     ST_INS_TOKEN,
@@ -49,6 +50,7 @@ enum stmt_id {
     ST_INS_QUANTITY,
     ST_INS_NUMBER,
     ST_INS_URI,
+    ST_INS_TEXT,
     ST_INS_COMPARTMENT,
     ST_AUDIT_LAST,
     ST_AUDIT_INSERT,
@@ -82,6 +84,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DEL_QUANTITY] = "DELETE FROM idx_quantity WHERE key = ?1",
     [ST_DEL_NUMBER] = "DELETE FROM idx_number WHERE key = ?1",
     [ST_DEL_URI] = "DELETE FROM idx_uri WHERE key = ?1",
+    /* full text rows are keyed by rowid: key * 2 (_text), key * 2 + 1 (_content) */
+    [ST_DEL_TEXT] = "DELETE FROM idx_text WHERE rowid IN (?1 * 2, ?1 * 2 + 1)",
     [ST_DEL_COMPARTMENT] = "DELETE FROM compartment WHERE key = ?1",
     [ST_INS_STRING] =
         "INSERT INTO idx_string(key, type, param, norm, exact, grp) VALUES (?1,?2,?3,?4,?5,?9)",
@@ -97,6 +101,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_NUMBER] =
         "INSERT INTO idx_number(key, type, param, value, grp) VALUES (?1,?2,?3,?4,?9)",
     [ST_INS_URI] = "INSERT INTO idx_uri(key, type, param, uri, grp) VALUES (?1,?2,?3,?4,?9)",
+    [ST_INS_TEXT] = "INSERT OR REPLACE INTO idx_text(rowid, body) "
+                    "VALUES (?1 * 2 + (?3 = '_content'), ?4)",
     [ST_INS_COMPARTMENT] = "INSERT OR IGNORE INTO compartment(patient, key) VALUES (?1, ?2)",
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_INSERT] =
@@ -217,6 +223,25 @@ static const char *const migrations[] = {
     "CREATE TABLE audit_journal(id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  generation INTEGER NOT NULL, applied INTEGER NOT NULL);"
     "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
+    /* 7: search, full text of _text and _content (src/store/sqlite_search.c):
+       rowid = key * 2 for _text, key * 2 + 1 for _content. Rows appear as
+       resources are written, or for all of them with `ehr reindex`. */
+    "CREATE VIRTUAL TABLE idx_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');"
+    /* probes of one resource's values read the index alone (covering) */
+    "DROP INDEX idx_token_k; CREATE INDEX idx_token_k ON idx_token(key, param, code, system);"
+    "DROP INDEX idx_date_k; CREATE INDEX idx_date_k ON idx_date(key, param, lo, hi);"
+    "DROP INDEX idx_string_k; CREATE INDEX idx_string_k ON idx_string(key, param, norm);"
+    "DROP INDEX idx_reference_k;"
+    "CREATE INDEX idx_reference_k ON idx_reference(key, param, target_type, target_id);"
+    "DROP INDEX idx_quantity_k;"
+    "CREATE INDEX idx_quantity_k ON idx_quantity(key, param, system, code, value);"
+    /* and the lookups that drive a search yield keys without a table read */
+    "DROP INDEX idx_token_v; CREATE INDEX idx_token_v ON idx_token(type, param, code, system, key);"
+    "DROP INDEX idx_reference_v;"
+    "CREATE INDEX idx_reference_v ON idx_reference(type, param, target_id, target_type, key);"
+    "DROP INDEX idx_string_v; CREATE INDEX idx_string_v ON idx_string(type, param, norm, key);"
+    /* what refers to a resource, whatever the parameter (_revinclude=*) */
+    "CREATE INDEX idx_reference_t ON idx_reference(target_id, target_type);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -481,7 +506,7 @@ static ehr_status put_value(struct sqlite_conn *c, sqlite3_int64 key, const char
         [EHR_IDX_STRING] = ST_INS_STRING,     [EHR_IDX_TOKEN] = ST_INS_TOKEN,
         [EHR_IDX_DATE] = ST_INS_DATE,         [EHR_IDX_REFERENCE] = ST_INS_REFERENCE,
         [EHR_IDX_QUANTITY] = ST_INS_QUANTITY, [EHR_IDX_NUMBER] = ST_INS_NUMBER,
-        [EHR_IDX_URI] = ST_INS_URI,
+        [EHR_IDX_URI] = ST_INS_URI,           [EHR_IDX_TEXT] = ST_INS_TEXT,
     };
     sqlite3_stmt *st = c->stmts[ins[v->kind]];
     sqlite3_bind_int64(st, 1, key);
@@ -512,6 +537,7 @@ static ehr_status put_value(struct sqlite_conn *c, sqlite3_int64 key, const char
         sqlite3_bind_double(st, 4, v->num);
         break;
     case EHR_IDX_URI:
+    case EHR_IDX_TEXT:
         bind_text(st, 4, v->s1);
         break;
     }
@@ -591,8 +617,9 @@ static ehr_status s_reindex(ehr_store_conn *base, const char *type, const char *
 {
     struct sqlite_conn *c = (struct sqlite_conn *)base;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT key, rid, version, deleted FROM current WHERE type = ?1 "
-                                  "AND id = ?2",
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT key, rid, version, deleted FROM current WHERE type = ?1 "
+                           "AND id = ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return db_error(c->db, err, "reindexing");
     bind_text(st, 1, type);

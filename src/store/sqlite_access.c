@@ -82,6 +82,7 @@ void ehr_sqlite__xconn_close(struct sqlite_xconn *x)
         sqlite3_finalize(x->stmts[i]);
         x->stmts[i] = NULL;
     }
+    ehr_sqlite__search_cache_free(x);
 }
 
 ehr_status ehr_sqlite__version_compartment(struct sqlite_xconn *x, sqlite3_int64 rid,

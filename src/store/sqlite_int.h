@@ -28,10 +28,16 @@ enum sqlite_xstmt {
     SX_COUNT
 };
 
+struct sqlite_search_cache; /* sqlite_search.c: prepared search statements */
+
 struct sqlite_xconn {
     sqlite3 *db;
     sqlite3_stmt *stmts[SX_COUNT];
+    struct sqlite_search_cache *search_cache;
 };
+
+/* Finalize the cached search statements of a connection (on disconnect). */
+void ehr_sqlite__search_cache_free(struct sqlite_xconn *x);
 
 /* The extra part of a connection (defined in sqlite.c). */
 struct sqlite_xconn *ehr_sqlite__xconn(ehr_store_conn *c);

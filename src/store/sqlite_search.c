@@ -13,6 +13,7 @@
  * of each key's parameter, resources without a value last.
  */
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,15 +90,93 @@ static void q_free(struct q *d)
         ehr_buf_free(&d->owned[i]);
 }
 
-static ehr_status q_prepare(sqlite3 *db, struct q *d, sqlite3_stmt **out, ehr_err *err)
+/*
+ * Prepared statements by SQL text, per connection: a search's SQL depends
+ * on the shape of the query (parameters, modifiers, number of values), not
+ * on the values, so the shapes an application uses are prepared once.
+ */
+#define CACHE_SIZE 64
+struct sqlite_search_cache {
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        uint64_t used;
+        bool busy;
+    } e[CACHE_SIZE];
+    uint64_t tick;
+};
+
+void ehr_sqlite__search_cache_free(struct sqlite_xconn *x)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    if (!c)
+        return;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        sqlite3_finalize(c->e[i].st);
+        free(c->e[i].sql);
+    }
+    free(c);
+    x->search_cache = NULL;
+}
+
+static sqlite3_stmt *cache_get(struct sqlite_xconn *x, const char *sql, ehr_err *err)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    if (!c && !(c = x->search_cache = calloc(1, sizeof *c))) {
+        ehr_err_set(err, EHR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int victim = -1;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (c->e[i].sql && !c->e[i].busy && !strcmp(c->e[i].sql, sql)) {
+            c->e[i].used = ++c->tick;
+            c->e[i].busy = true;
+            return c->e[i].st;
+        }
+        if (!c->e[i].busy && (victim < 0 || c->e[i].used < c->e[victim].used))
+            victim = i;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(x->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        ehr_err_set(err, EHR_EIO, "preparing a search: %s", sqlite3_errmsg(x->db));
+        return NULL;
+    }
+    if (getenv("EHR_SEARCH_SQL")) /* for EXPLAIN QUERY PLAN: placeholders only, no values */
+        fprintf(stderr, "search sql: %s\n", sql);
+    if (victim < 0) /* every entry in use (nested searches): not cached */
+        return st;
+    sqlite3_finalize(c->e[victim].st);
+    free(c->e[victim].sql);
+    c->e[victim].sql = strdup(sql);
+    c->e[victim].st = c->e[victim].sql ? st : NULL;
+    c->e[victim].used = ++c->tick;
+    c->e[victim].busy = c->e[victim].sql != NULL;
+    return st;
+}
+
+/* Done with a statement from cache_get: reset for the next use. */
+static void cache_put(struct sqlite_xconn *x, sqlite3_stmt *st)
+{
+    struct sqlite_search_cache *c = x->search_cache;
+    for (int i = 0; c && i < CACHE_SIZE; i++)
+        if (c->e[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->e[i].busy = false;
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+static ehr_status q_prepare(struct sqlite_xconn *x, struct q *d, sqlite3_stmt **out, ehr_err *err)
 {
     if (d->oom || !d->sql.data)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (d->n > MAX_BINDS)
         return ehr_err_set(err, EHR_ELIMIT, "the search has too many values (at most %d)",
                            MAX_BINDS);
-    if (sqlite3_prepare_v2(db, d->sql.data, (int)d->sql.len, out, NULL) != SQLITE_OK)
-        return ehr_err_set(err, EHR_EIO, "preparing a search: %s", sqlite3_errmsg(db));
+    if (!(*out = cache_get(x, d->sql.data, err)))
+        return err->msg[0] ? EHR_EIO : EHR_ENOMEM;
     for (int i = 0; i < d->n; i++) {
         if (d->b[i].kind == 1)
             sqlite3_bind_int64(*out, i + 1, d->b[i].i);
@@ -144,7 +223,7 @@ static const char *const idx_table[] = {
     [EHR_IDX_STRING] = "idx_string",     [EHR_IDX_TOKEN] = "idx_token",
     [EHR_IDX_DATE] = "idx_date",         [EHR_IDX_REFERENCE] = "idx_reference",
     [EHR_IDX_QUANTITY] = "idx_quantity", [EHR_IDX_NUMBER] = "idx_number",
-    [EHR_IDX_URI] = "idx_uri",
+    [EHR_IDX_URI] = "idx_uri",           [EHR_IDX_TEXT] = "idx_text",
 };
 
 /*
@@ -174,11 +253,12 @@ static void range_sql(ehr_buf *w, const char *op, const char *lo, const char *hi
 }
 
 static void sub_where(struct q *d, ehr_buf *w, const ehr_store_query *sq, const char *a,
-                      const ehr_store_access *ac);
+                      const ehr_store_access *ac, bool drive);
+static int pick_driver(size_t n, const struct ehr_store_clause *cls);
 
 /* The value part of a condition over index row alias p (" AND ..."). */
 static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, const char *p,
-                      const ehr_store_access *ac)
+                      bool drive, const ehr_store_access *ac)
 {
     switch (k->kind) {
     case EHR_IDX_STRING:
@@ -208,14 +288,22 @@ static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, c
         break;
     case EHR_IDX_REFERENCE:
         if (k->match == EHR_MATCH_CHAIN) {
-            ehr_buf_printf(w,
-                           " AND %s.target_type = ?%d AND %s.target_id IN (SELECT s%d.id FROM "
-                           "current s%d WHERE s%d.type = ?%d AND s%d.deleted = 0",
-                           p, bt(d, k->sub->type), p, d->alias, d->alias, d->alias,
-                           bt(d, k->sub->type), d->alias);
             char a[16];
-            snprintf(a, sizeof a, "s%d", d->alias++);
-            sub_where(d, w, k->sub, a, ac);
+            int sa = d->alias++;
+            snprintf(a, sizeof a, "s%d", sa);
+            int tb = bt(d, k->sub->type);
+            if (drive) /* the ids of the sub-query's matches, found by its own driver */
+                ehr_buf_printf(w,
+                               " AND %s.target_type = ?%d AND %s.target_id IN (SELECT %s.id FROM "
+                               "current %s WHERE +%s.type = ?%d AND %s.deleted = 0",
+                               p, tb, p, a, a, a, tb, a);
+            else /* a probe of the one target */
+                ehr_buf_printf(w,
+                               " AND %s.target_type = ?%d AND EXISTS (SELECT 1 FROM current %s "
+                               "WHERE %s.type = %s.target_type AND %s.id = %s.target_id AND "
+                               "%s.deleted = 0",
+                               p, tb, a, a, p, a, p, a);
+            sub_where(d, w, k->sub, a, ac, drive);
             ehr_buf_putc(w, ')');
             break;
         }
@@ -239,6 +327,8 @@ static void value_sql(struct q *d, ehr_buf *w, const struct ehr_store_cond *k, c
         } else {
             ehr_buf_printf(w, " AND %s.uri = ?%d", p, bt(d, k->s1));
         }
+        break;
+    case EHR_IDX_TEXT: /* rendered by cond_sql */
         break;
     case EHR_IDX_DATE: {
         if (k->match == EHR_MATCH_ANY)
@@ -309,11 +399,11 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
         /* the resource is the target of k->param of a match of k->sub */
         char s[16];
         snprintf(s, sizeof s, "s%d", d->alias++);
-        if (drive)
+        if (drive && type) /* the ids that matches of the sub-query refer to */
             ehr_buf_printf(w,
                            "%s.id IN (SELECT %s.target_id FROM idx_reference %s JOIN current %s "
-                           "ON %s.key = %s.key WHERE %s.target_type = %s.type",
-                           a, p, p, s, s, p, p, a);
+                           "ON %s.key = %s.key WHERE %s.target_type = ?%d",
+                           a, p, p, s, s, p, p, bt(d, type));
         else
             ehr_buf_printf(w,
                            "EXISTS (SELECT 1 FROM idx_reference %s JOIN current %s ON %s.key = "
@@ -323,7 +413,7 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
                        " AND %s.type = ?%d AND %s.param = ?%d AND %s.type = ?%d AND "
                        "%s.deleted = 0",
                        p, bt(d, k->sub->type), p, bt(d, k->param), s, bt(d, k->sub->type), s);
-        sub_where(d, w, k->sub, s, ac);
+        sub_where(d, w, k->sub, s, ac, drive && type);
         ehr_buf_putc(w, ')');
         return;
     }
@@ -349,9 +439,23 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
             if (type)
                 ehr_buf_printf(w, " AND %s.type = ?%d", pi, bt(d, type));
             ehr_buf_printf(w, " AND %s.param = ?%d", pi, bt(d, k->parts[i].param));
-            value_sql(d, w, &k->parts[i], pi, ac);
+            value_sql(d, w, &k->parts[i], pi, false, ac);
         }
         ehr_buf_putc(w, ')');
+        return;
+    }
+    if (k->kind == EHR_IDX_TEXT) { /* FTS5: rowid = key * 2 (+1 for _content) */
+        int m = bt(d, k->s1), odd = bi(d, !strcmp(k->param, "_content"));
+        if (drive)
+            ehr_buf_printf(w,
+                           "%s.key IN (SELECT rowid / 2 FROM idx_text WHERE idx_text MATCH ?%d "
+                           "AND rowid %% 2 = ?%d)",
+                           a, m, odd);
+        else
+            ehr_buf_printf(w,
+                           "EXISTS (SELECT 1 FROM idx_text WHERE idx_text MATCH ?%d AND rowid = "
+                           "%s.key * 2 + ?%d)",
+                           m, a, odd);
         return;
     }
     const char *tab = idx_table[k->kind];
@@ -362,8 +466,21 @@ static void cond_sql(struct q *d, ehr_buf *w, const char *type, const struct ehr
     if (type && drive)
         ehr_buf_printf(w, " AND %s.type = ?%d", p, bt(d, type));
     ehr_buf_printf(w, " AND %s.param = ?%d", p, bt(d, k->param));
-    value_sql(d, w, k, p, ac);
+    value_sql(d, w, k, p, drive, ac);
     ehr_buf_putc(w, ')');
+}
+
+static int drive_score(const struct ehr_store_clause *cl);
+
+/* How selective a sub-query is: its best clause. */
+static int sub_score(const ehr_store_query *sq)
+{
+    int best = 0;
+    for (size_t i = 0; i < sq->n_clauses; i++) {
+        int s = drive_score(&sq->clauses[i]);
+        best = s > best ? s : best;
+    }
+    return best;
 }
 
 /* How good a clause is at driving the query (higher is better, 0 never). */
@@ -383,17 +500,25 @@ static int drive_score(const struct ehr_store_clause *cl)
                  k->match == EHR_MATCH_ABOVE || (k->op && !strcmp(k->op, "ne")))
             s = 0;
         else if (k->match == EHR_MATCH_HAS || k->match == EHR_MATCH_CHAIN)
-            s = 30;
+            s = sub_score(k->sub) - 5;
         else if (k->kind == EHR_IDX_REFERENCE && k->s2)
             s = 90;
-        else if (k->kind == EHR_IDX_TOKEN && k->s2 && k->s1)
-            s = 80;
-        else if (k->kind == EHR_IDX_TOKEN && k->s2)
+        else if (k->kind == EHR_IDX_TOKEN && k->s2 &&
+                 (strstr(k->param, "identifier") || !strcmp(k->param, "telecom") ||
+                  !strcmp(k->param, "phone") || !strcmp(k->param, "email")))
+            s = 88; /* identifiers and contact points name few resources */
+        else if (k->kind == EHR_IDX_STRING && k->match != EHR_MATCH_CONTAINS)
+            s = 75;
+        else if (k->kind == EHR_IDX_URI)
             s = 70;
-        else if (k->kind == EHR_IDX_STRING || k->kind == EHR_IDX_URI)
-            s = 60;
-        else if (k->match == EHR_MATCH_COMPOSITE)
+        else if (k->kind == EHR_IDX_TEXT)
+            s = 65;
+        else if (k->kind == EHR_IDX_TOKEN && k->s2 && k->s1)
+            s = 55; /* codes are shared by many resources */
+        else if (k->kind == EHR_IDX_TOKEN && k->s2)
             s = 50;
+        else if (k->match == EHR_MATCH_COMPOSITE)
+            s = 45;
         else if (k->kind == EHR_IDX_TOKEN)
             s = 20;
         else
@@ -435,11 +560,14 @@ static int pick_driver(size_t n, const struct ehr_store_clause *cls)
     return best;
 }
 
+/* A sub-query's conditions on alias a: with its own driver when the outer
+ * condition drives (a list built once), else as probes of one candidate. */
 static void sub_where(struct q *d, ehr_buf *w, const ehr_store_query *sq, const char *a,
-                      const ehr_store_access *ac)
+                      const ehr_store_access *ac, bool drive)
 {
     access_sql(d, w, ac, a);
-    clauses_sql(d, w, sq->type, sq->n_clauses, sq->clauses, a, -1, ac);
+    clauses_sql(d, w, sq->type, sq->n_clauses, sq->clauses, a,
+                drive ? pick_driver(sq->n_clauses, sq->clauses) : -1, ac);
 }
 
 /* ---- the search ---- */
@@ -455,7 +583,7 @@ static const char *sort_expr(struct q *d, ehr_buf *b, const struct ehr_store_sor
         static const char *const col[] = {
             [EHR_IDX_STRING] = "norm",   [EHR_IDX_TOKEN] = "code",     [EHR_IDX_DATE] = "lo",
             [EHR_IDX_REFERENCE] = "url", [EHR_IDX_QUANTITY] = "value", [EHR_IDX_NUMBER] = "value",
-            [EHR_IDX_URI] = "uri",
+            [EHR_IDX_URI] = "uri",       [EHR_IDX_TEXT] = "body",
         };
         const char *cn = col[s->kind];
         if (s->kind == EHR_IDX_DATE && s->desc)
@@ -466,12 +594,12 @@ static const char *sort_expr(struct q *d, ehr_buf *b, const struct ehr_store_sor
     return b->data;
 }
 
-static ehr_status run_rows(sqlite3 *db, struct q *d, ehr_store_row_cb cb, void *ctx, int64_t **keys,
-                           size_t *nk, size_t *capk, bool included, size_t limit, bool *more,
-                           ehr_err *err)
+static ehr_status run_rows(struct sqlite_xconn *x, struct q *d, ehr_store_row_cb cb, void *ctx,
+                           int64_t **keys, size_t *nk, size_t *capk, bool included, size_t limit,
+                           bool *more, ehr_err *err)
 {
     sqlite3_stmt *st = NULL;
-    ehr_status res = q_prepare(db, d, &st, err);
+    ehr_status res = q_prepare(x, d, &st, err);
     if (res)
         return res;
     int rc;
@@ -520,16 +648,16 @@ static ehr_status run_rows(sqlite3 *db, struct q *d, ehr_store_row_cb cb, void *
             break;
     }
     if (!res && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        res = ehr_err_set(err, EHR_EIO, "running a search: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+        res = ehr_err_set(err, EHR_EIO, "running a search: %s", sqlite3_errmsg(x->db));
+    cache_put(x, st);
     return res;
 }
 
 #define ROW_COLS "r.type, r.id, r.version, r.last_updated, r.deleted, r.method, r.content, c.key "
 
 /* The page's includes, then (iterate) the includes of what they found. */
-static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_cb cb, void *ctx,
-                           int64_t **keys, size_t *nk, size_t *capk, ehr_err *err)
+static ehr_status includes(struct sqlite_xconn *x, const ehr_store_query *q, ehr_store_row_cb cb,
+                           void *ctx, int64_t **keys, size_t *nk, size_t *capk, ehr_err *err)
 {
     size_t from = 0, budget = q->max_includes;
     ehr_status res = EHR_OK;
@@ -556,8 +684,9 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
                                "(c.type, c.id) IN (SELECT x.target_type, x.target_id FROM "
                                "idx_reference x WHERE x.key IN (SELECT value FROM json_each(?%d))",
                                kb);
+                /* by the page's keys: (key, param) index, not the type's */
                 if (inc->source)
-                    ehr_buf_printf(s, " AND x.type = ?%d", bt(&d, inc->source));
+                    ehr_buf_printf(s, " AND +x.type = ?%d", bt(&d, inc->source));
                 if (inc->param)
                     ehr_buf_printf(s, " AND x.param = ?%d", bt(&d, inc->param));
                 if (inc->target)
@@ -578,7 +707,7 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
             access_sql(&d, s, q->access, "c");
             ehr_buf_printf(s, " ORDER BY c.key LIMIT %zu", budget + *nk);
             size_t before = *nk;
-            res = run_rows(db, &d, cb, ctx, keys, nk, capk, true, budget, NULL, err);
+            res = run_rows(x, &d, cb, ctx, keys, nk, capk, true, budget, NULL, err);
             budget -= *nk - before < budget ? *nk - before : budget;
             q_free(&d);
         }
@@ -591,7 +720,8 @@ static ehr_status includes(sqlite3 *db, const ehr_store_query *q, ehr_store_row_
 ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_store_row_cb cb,
                               void *ctx, size_t *total, ehr_err *err)
 {
-    sqlite3 *db = ehr_sqlite__xconn(c)->db;
+    struct sqlite_xconn *x = ehr_sqlite__xconn(c);
+    sqlite3 *db = x->db;
     struct q d = {.sql = EHR_BUF_INIT};
     ehr_buf w = EHR_BUF_INIT;
     int driver = pick_driver(q->n_clauses, q->clauses);
@@ -606,15 +736,19 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
     clauses_sql(&d, &w, q->type, q->n_clauses, q->clauses, "c", driver, q->access);
     ehr_status res = w.data && !d.oom ? EHR_OK : ehr_err_set(err, EHR_ENOMEM, "out of memory");
     if (!res && total) {
-        ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
+        if (q->total_limit)
+            ehr_buf_printf(&d.sql, "SELECT count(*) FROM (SELECT 1 FROM current c%s LIMIT %zu)",
+                           w.data, q->total_limit);
+        else
+            ehr_buf_printf(&d.sql, "SELECT count(*) FROM current c%s", w.data);
         sqlite3_stmt *st = NULL;
-        if (!(res = q_prepare(db, &d, &st, err))) {
+        if (!(res = q_prepare(x, &d, &st, err))) {
             if (sqlite3_step(st) == SQLITE_ROW)
                 *total = (size_t)sqlite3_column_int64(st, 0);
             else
                 res = ehr_err_set(err, EHR_EIO, "counting matches: %s", sqlite3_errmsg(db));
+            cache_put(x, st);
         }
-        sqlite3_finalize(st);
     }
     if (!res && q->count > 0 && cb) {
         ehr_buf_reset(&d.sql);
@@ -655,12 +789,12 @@ ehr_status ehr_sqlite__search(ehr_store_conn *c, const ehr_store_query *q, ehr_s
         size_t nk = 0, capk = 0;
         if (q->more)
             *q->more = false;
-        res = run_rows(db, &d, cb, ctx, q->n_includes ? &keys : NULL, &nk, &capk, false, q->count,
+        res = run_rows(x, &d, cb, ctx, q->n_includes ? &keys : NULL, &nk, &capk, false, q->count,
                        q->more, err);
         if (reverse && q->more) /* the page it came back from follows */
             *q->more = true;
         if (!res && q->n_includes && q->max_includes)
-            res = includes(db, q, cb, ctx, &keys, &nk, &capk, err);
+            res = includes(x, q, cb, ctx, &keys, &nk, &capk, err);
         free(keys);
     }
     ehr_buf_free(&w);

@@ -51,6 +51,7 @@ typedef enum {
     EHR_IDX_QUANTITY,
     EHR_IDX_NUMBER,
     EHR_IDX_URI,
+    EHR_IDX_TEXT, /* added with search: full text of _text and _content */
 } ehr_idx_kind;
 
 /*
@@ -62,6 +63,8 @@ typedef enum {
  *   QUANTITY:  num = value, s1 = system, s2 = code/unit
  *   NUMBER:    num = value
  *   URI:       s1 = the uri
+ *   TEXT:      s1 = words to index as full text (param "_text": the
+ *              narrative; "_content": every string of the resource)
  */
 struct ehr_store_value {
     ehr_idx_kind kind;
@@ -202,6 +205,8 @@ typedef struct ehr_store_query {
     size_t max_includes; /* most included rows handed out (0: none) */
     bool *more;          /* when set: told whether matches remain after
                             the page (for next links) */
+    size_t total_limit;  /* > 0: count at most this many matches; a total
+                            equal to it then means "at least" */
 } ehr_store_query;
 
 /* Called once per match, with the current version's content. Non-OK stops. */
@@ -399,7 +404,9 @@ struct ehr_store_ops {
        record of journal generation *generation before byte *offset, and
        every record of older generations (0, 0 when never). Read it inside
        the write transaction that applies more, and set it there, so that the
-       records and the mark commit together (a replay is then idempotent). */
+       records and the mark commit together (a replay is then idempotent).
+       The journal serves a local SQLite database only (the repository never
+       calls these on another backend); postgres.c is to mirror them. */
     ehr_status (*audit_applied_get)(ehr_store_conn *c, int64_t *generation, int64_t *offset,
                                     ehr_err *err);
     ehr_status (*audit_applied_set)(ehr_store_conn *c, int64_t generation, int64_t offset,

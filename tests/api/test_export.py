@@ -51,7 +51,7 @@ if not os.path.isdir(S2019):
     test_done()
 
 BUNDLES = pick_bundles()
-EXPECT = {}      # (type, id) of everything loaded
+EXPECT = {}      # (type, id) of everything loaded -> the resource
 COMPART = {}     # patient id -> {(type, id)}
 for f, b in BUNDLES:
     pat = next(e for e in b['entry'] if e['resource']['resourceType'] == 'Patient')
@@ -60,7 +60,7 @@ for f, b in BUNDLES:
     COMPART[pid] = {('Patient', pid)}
     for e in b['entry']:
         r = e['resource']
-        EXPECT[(r['resourceType'], r['id'])] = True
+        EXPECT[(r['resourceType'], r['id'])] = r
         if any(x in names for x in refs_in(r)):
             COMPART[pid].add((r['resourceType'], r['id']))
 P1, P2 = list(COMPART)
@@ -77,7 +77,7 @@ def load():
     g = {'resourceType': 'Group', 'id': 'cohort', 'type': 'person', 'actual': True,
          'member': [{'entity': {'reference': 'Patient/' + P1}}]}
     expect_status(c.put('/fhir/Group/cohort', json=g), 201, 200)
-    EXPECT[('Group', 'cohort')] = True
+    EXPECT[('Group', 'cohort')] = g
     COMPART[P1].add(('Group', 'cohort'))  # Group.member puts it in P1's compartment
 
 
@@ -168,6 +168,23 @@ def t_type_since():
     eq(m['output'], [], '_since in the future')
 
 
+def loinc(res, code):
+    return any(c.get('system') == 'http://loinc.org' and c.get('code') == code
+               for c in res.get('code', {}).get('coding', []))
+
+
+def t_type_filter():
+    q = ('/fhir/$export?_type=Observation,Patient&_typeFilter=' +
+         urllib.parse.quote('Observation?code=http://loinc.org|8302-2'))
+    got = set(download(poll(kickoff(q))))
+    want = {k for k, r in EXPECT.items() if k[0] == 'Patient' or
+            (k[0] == 'Observation' and loinc(r, '8302-2'))}
+    check(any(k[0] == 'Observation' for k in want), 'the data has body heights')
+    eq({k for k in got if k in EXPECT}, want, '_typeFilter: body heights and every Patient')
+    kickoff('/fhir/$export?_typeFilter=' + urllib.parse.quote('Observation?nope=1'), status=400)
+    kickoff('/fhir/$export?_typeFilter=' + urllib.parse.quote('code=1'), status=400)
+
+
 def t_patient_group():
     m = poll(kickoff('/fhir/Patient/$export'))
     got = set(download(m))
@@ -224,6 +241,8 @@ test_expect_success('system $export: 400 without Prefer or with a bad _outputFor
                     'polling, manifest, files equal to reads; files need the same user',
                     t_system)
 test_expect_success('_type and _since', t_type_since)
+test_expect_success('_typeFilter keeps the matching resources of its type; bad ones answer 400',
+                    t_type_filter)
 test_expect_success('Patient/$export is the compartments; Group/ID/$export its members\'',
                     t_patient_group)
 test_expect_success('DELETE cancels a job', t_cancel)

@@ -321,6 +321,22 @@ def t_enhanced():
     eq([msa(f)[0] for f in frames], ['CA', 'AA'], 'accept ACK then application ACK')
 
 
+def t_import():
+    mrn = unique('imp')
+    good = msg(unique('c'), 'EVN|A04|20240301\r' + PID % (mrn, 'Imported', 'Ok'), typ='ADT^A04')
+    bad = msg(unique('c'), 'EVN|A04|20240301\rPID|1||||NoId^Bad||19800101|F\r', typ='ADT^A04')
+    path = os.path.join(srv.tmpdir, 'feed.hl7')
+    with open(path, 'w') as f:
+        f.write(good.replace('\r', '\n') + bad.replace('\r', '\n'))
+    bad_line = good.count('\r') + 1
+    p = subprocess.run([EHR_BIN, 'import', *store_args(srv.db, srv.store), path],
+                       capture_output=True, text=True, timeout=120)
+    eq(p.returncode, 1, 'ehr import exit status with one refused message')
+    check('feed.hl7:%d: HL7 AE: PID-3' % bad_line in p.stderr,
+          'the refused message named by file and line: ' + p.stderr[-600:])
+    eq(len(patients_with(SYS_A, mrn)), 1, 'the good message applied')
+
+
 def t_crash():
     """Stream ORU messages on 3 connections, SIGKILL, restart: each acked one applied once."""
     acked = []
@@ -366,7 +382,7 @@ def t_crash():
         eq(len(obs), 1, 'observation of acknowledged message %s' % ctl)
     note('%d acknowledged messages, each applied once after SIGKILL' % len(acked))
     srv.stop()
-    out = subprocess.run([EHR_BIN, 'hl7', 'list'] + store_args(srv.db) + ['--limit', '100000'],
+    out = subprocess.run([EHR_BIN, 'hl7', 'list', *store_args(srv.db, srv.store), '--limit', '100000'],
                          capture_output=True, text=True, timeout=120)
     eq(out.returncode, 0, 'ehr hl7 list')
     stored = {line.split()[6]: line.split()[2] for line in out.stdout.splitlines()[1:]
@@ -387,5 +403,7 @@ test_expect_success('MLLP: A40 merge links both records; an unknown prior writes
                     t_merge)
 test_expect_success('MLLP: bytes outside frames skipped, connection kept', t_framing)
 test_expect_success('MLLP: enhanced mode (MSH-15/16 AL): CA then AA', t_enhanced)
+test_expect_success('ehr import of an HL7 v2 file: applied, refusals named by file and line',
+                    t_import)
 test_expect_success('SIGKILL during a stream: acknowledged = stored and applied once', t_crash)
 test_done()

@@ -238,4 +238,35 @@ def compartment_access():
     d.close()
 test_expect_success('compartment search keeps the access limits', compartment_access)
 
+
+def access_endpoint():
+    _, out, _ = srv.ehr('token', '--user', 'doc1', '--scope', 'user/*.rs')
+    d = Client(srv, token=out.strip().splitlines()[-1], accept='application/json')
+    r = d.get('/auth/access?patient=' + A)
+    expect_status(r, 200)
+    eq(r.json, {'patient': A, 'chart': True, 'break_glass': False, 'minutes': 60}, 'own panel')
+    r = d.get('/auth/access?patient=Patient/' + B)
+    eq((r.json['chart'], r.json['break_glass']), (False, True), 'outside the panel: break-glass offered')
+    # after break-glass the chart is open, to the same token
+    g = d.post('/auth/break-glass', body='{"patient": "%s", "reason": "unconscious in the ER"}' % B,
+               content_type='application/json')
+    expect_status(g, 201)
+    eq(d.get('/auth/access?patient=' + B).json['chart'], True, 'open after break-glass')
+    eq(d.get('/fhir/Patient/%s/Observation' % B).json['total'], 2, "B's chart now visible")
+    expect_status(d.get('/auth/access?patient=bad%20id'), 400)
+    expect_status(d.get('/auth/access'), 400)
+    expect_status(d.post('/auth/access?patient=' + A, body='{}', content_type='application/json'), 405)
+    d.close()
+    # the admin sees every chart, and needs no break-glass
+    r = c.get('/auth/access?patient=' + B, headers={'Accept': 'application/json'})
+    eq((r.json['chart'], r.json['break_glass']), (True, False), 'admin')
+    # front desk: demographics only, and no break-glass for the role
+    _, out, _ = srv.ehr('token', '--user', 'desk1', '--scope', 'user/*.rs')
+    f = Client(srv, token=out.strip().splitlines()[-1], accept='application/json')
+    eq((f.get('/auth/access?patient=' + A).json['chart'], f.get('/auth/access?patient=' + A).json['break_glass']),
+       (False, False), 'front desk')
+    f.close()
+    expect_status(Client(srv, token=None, accept='application/json').get('/auth/access?patient=' + A), 401)
+test_expect_success('GET /auth/access says whether the chart is open to the caller', access_endpoint)
+
 test_done()

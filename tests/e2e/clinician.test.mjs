@@ -176,6 +176,19 @@ test('keyboard and screen-reader basics: labels, names, focus', async () => {
   assert.ok(await page.locator('nav.actions button').count() >= 9);
 });
 
+test('tablet layout: the chart fits a portrait tablet without sideways scrolling', async () => {
+  await page.setViewportSize({ width: 768, height: 1024 });
+  await page.reload();
+  await page.waitForSelector('body[data-chart=emma]');
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `page ${scroll} px wide in a ${width} px window`);
+  // touch targets: the action buttons are at least 40 px high
+  const heights = await page.locator('nav.actions button').evaluateAll((bs) => bs.map((b) => b.getBoundingClientRect().height));
+  assert.ok(heights.every((x) => x >= 40), `button heights ${heights}`);
+  await shot(page, '03b-chart-tablet');
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
 async function openForm(key, title) {
   await page.evaluate(() => document.activeElement.blur());
   await page.keyboard.press(key);
@@ -203,8 +216,9 @@ test('write and sign a note: the draft survives closing, the note lands in the c
   await saved('Note signed');
   const note = page.locator('#encounters details.note').first();
   await note.locator('summary').click();
+  await note.locator('pre', { hasText: 'Assessment' }).waitFor();
   assert.match(await note.textContent(), /Assessment:\s*Atypical chest pain, resolved\./);
-  const docs = (await api(srv, admin, 'GET', 'Patient/emma/DocumentReference')).json.entry.map((e) => e.resource);
+  const docs = (await api(srv, admin, 'GET', 'Patient/emma/DocumentReference?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(docs.length, 1);
   const text = Buffer.from(docs[0].content[0].attachment.data, 'base64').toString('utf8');
   assert.match(text, /^Subjective:\nFollow-up after the emergency visit/);
@@ -222,7 +236,7 @@ test('prescribe with RxNorm, dose, route, frequency, quantity and refills', asyn
   await page.keyboard.press('Control+Enter');
   await saved('Prescription saved');
   assert.match(await page.textContent('#meds'), /lisinopril 10 MG Oral Tablet/);
-  const rx = (await api(srv, admin, 'GET', 'Patient/emma/MedicationRequest')).json.entry.map((e) => e.resource)
+  const rx = (await api(srv, admin, 'GET', 'Patient/emma/MedicationRequest?_count=100')).json.entry.map((e) => e.resource)
     .find((m) => m.medicationCodeableConcept.coding?.[0]?.code === '314076');
   assert.ok(rx, 'MedicationRequest with RxNorm 314076');
   assert.equal(rx.dispenseRequest.numberOfRepeatsAllowed, 2);
@@ -251,11 +265,11 @@ test('order a lab test, refer, and book an appointment', async () => {
   await page.keyboard.press('Control+Enter');
   await saved('Appointment booked');
   assert.match(await page.textContent('#appts'), /Lipid follow-up/);
-  const srs = (await api(srv, admin, 'GET', 'Patient/emma/ServiceRequest')).json.entry.map((e) => e.resource);
+  const srs = (await api(srv, admin, 'GET', 'Patient/emma/ServiceRequest?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(srs.some((s) => s.code.coding?.[0]?.code === '4548-4'));
-  const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task')).json.entry.map((e) => e.resource);
+  const tasks = (await api(srv, admin, 'GET', 'Patient/emma/Task?_count=100')).json.entry.map((e) => e.resource);
   assert.ok(tasks.some((x) => /Cardiology/.test(x.description) && x.focus.reference.startsWith('ServiceRequest/')));
-  const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment')).json.entry.map((e) => e.resource);
+  const appts = (await api(srv, admin, 'GET', 'Patient/emma/Appointment?_count=100')).json.entry.map((e) => e.resource);
   assert.equal(appts.length, 1);
   assert.ok(appts[0].start.startsWith(`${day}T10:30`));
 });
@@ -329,6 +343,25 @@ test('register a patient: the server error at the field, then fixed', async () =
   const race = p.extension.find((e) => e.url.endsWith('us-core-race'));
   assert.equal(race.extension[0].valueCoding.code, '2054-5');
   assert.equal(p.identifier[0].type.coding[0].code, 'MR');
+});
+
+test('edit demographics; recent patients on the landing page', async () => {
+  await page.goto(`${srv.url}/#/patient/emma/edit`);
+  await page.getByLabel('Phone', { exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Phone', { exact: true }).inputValue(), emma.telecom[0].value);
+  assert.equal(await page.getByLabel('Birth date', { exact: true }).inputValue(), emma.birthDate);
+  await page.getByLabel('Phone', { exact: true }).fill('+1-555-0177');
+  await page.getByLabel('Preferred language', { exact: true }).selectOption('es');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.waitForFunction(() => location.hash === '#/patient/emma' && document.body.dataset.chart === 'emma');
+  const p = (await api(srv, admin, 'GET', 'Patient/emma')).json;
+  assert.equal(p.telecom.find((t) => t.system === 'phone').value, '+1-555-0177');
+  assert.equal(p.communication[0].language.coding[0].code, 'es');
+  assert.equal(p.name[0].family, emma.name[0].family, 'what the form did not change stays');
+  assert.equal(p.generalPractitioner[0].reference, emma.generalPractitioner[0].reference, 'elements the form does not show are kept');
+  await page.goto(`${srv.url}/#/`);
+  const recent = page.locator('#recent-h + ul a', { hasText: 'Larsen, Emma' });
+  await recent.first().waitFor();
 });
 
 test('a Synthea patient: the chart matches the bundle', async (t) => {

@@ -365,6 +365,35 @@ static void test_replay_once(void **state)
     free(saved);
 }
 
+/* more records than one chunk of work (128): all are applied at the start */
+static void test_replay_many(void **state)
+{
+    struct fixture *f = *state;
+    ehr_repo *r = open_repo(f);
+    ehr_repo_free(&r);
+    ehr_journal *j = NULL;
+    ehr_err err;
+    assert_int_equal(ehr_journal_open(f->path, 1, false, &j, &err), EHR_OK);
+    char ev[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ev, sizeof ev, "{\"action\":\"read\",\"id\":\"p%d\"}", i);
+        assert_int_equal(ehr_journal_append(j, 1000 + i, ev, strlen(ev), &err), EHR_OK);
+    }
+    ehr_journal_free(&j);
+    r = open_repo(f);
+    ehr_store_conn *conn;
+    assert_int_equal(ehr_repo_conn(r, &conn, &err), EHR_OK);
+    struct chain ch = {0};
+    ehr_store_audit_q q = {.from_seq = 290};
+    assert_int_equal(EHR_STORE_CALL(conn, audit_list, &q, chain_cb, &ch, &err), EHR_OK);
+    assert_int_equal(ch.n, 11); /* seq 290 .. 300 */
+    assert_string_equal(ch.ev[10], "{\"action\":\"read\",\"id\":\"p299\"}");
+    read_chain(r, &ch);
+    assert_int_equal(ch.n, 300);
+    assert_string_equal(ch.ev[0], "{\"action\":\"read\",\"id\":\"p0\"}");
+    ehr_repo_free(&r);
+}
+
 static void test_repo_journal(void **state)
 {
     struct fixture *f = *state;
@@ -471,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crc_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotate_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repo_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_recorded, setup, teardown),
     };

@@ -120,6 +120,17 @@ export async function accessToken() {
   return refreshing;
 }
 
+// An /auth API with the bearer token (break-glass, access), as JSON.
+export async function authApi(method, path, body) {
+  const tok = await accessToken();
+  const r = await fetch(path, {
+    method, headers: { Authorization: `Bearer ${tok}`, Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined, referrerPolicy: 'same-origin', cache: 'no-store',
+  });
+  const j = await r.json().catch(() => ({}));
+  return { status: r.status, ok: r.ok, json: j };
+}
+
 let signedOutHandler = () => {};
 export function onSignedOut(fn) { signedOutHandler = fn; }
 
@@ -284,24 +295,30 @@ function onActivity() {
   if (!idle || idle.warned) return;
   idle.last = Date.now();
   // keep the server's session as fresh as ours when no API call does it
-  if (Date.now() - idle.touched > idle.timeout * 250) {
+  if (Date.now() - idle.touched > idle.throttle * 1000) {
     idle.touched = Date.now();
     getJSON('/auth/session').then((r) => { if (r.status === 401) onUnauthorized(); }).catch(() => {});
   }
 }
 
-// Start the idle clock: a warning warnSeconds before timeout, then sign-out.
+// Start the idle clock for a server session of timeoutSeconds idle time.
+// The server notes a session's use at most every step = min(S/4, 30 s),
+// and we tell it about activity at most every step/2, so its clock may run
+// up to 1.5 steps ahead of ours: we sign out that much earlier, and warn
+// min(60 s, S/4) before, so that "Stay signed in" always finds the session
+// alive.
 export function startIdle(timeoutSeconds) {
   stopIdle();
-  const timeout = Math.max(5, timeoutSeconds || 900);
-  const warn = Math.min(60, Math.max(2, Math.floor(timeout / 4)));
-  idle = { timeout, warn, last: Date.now(), touched: Date.now(), warned: false };
+  const S = Math.max(8, timeoutSeconds || 900);
+  const step = Math.min(S / 4, 30);
+  const timeout = S - 1.5 * step;
+  const warn = Math.min(60, S / 4);
+  idle = { timeout, warn, throttle: step / 2, last: Date.now(), touched: Date.now(), warned: false };
   for (const e of ACTIVITY) window.addEventListener(e, onActivity, { capture: true, passive: true });
   const dlg = document.getElementById('idle'), left = document.getElementById('idle-left');
   const stay = document.getElementById('idle-stay');
   stay.onclick = async () => {
     idle.warned = false;
-    idle.last = Date.now();
     idle.touched = 0;
     dlg.close();
     onActivity();
@@ -310,7 +327,7 @@ export function startIdle(timeoutSeconds) {
     const quiet = (Date.now() - idle.last) / 1000;
     if (quiet >= timeout) {
       dlg.close();
-      signOut(`You were signed out after ${fmtSpan(timeout)} without activity. Any note you were writing is kept as a draft.`);
+      signOut(`You were signed out after ${fmtSpan(Math.round(timeout))} without activity. Any note you were writing is kept as a draft.`);
     } else if (quiet >= timeout - warn) {
       left.textContent = String(Math.ceil(timeout - quiet));
       if (!idle.warned) {

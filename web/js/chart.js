@@ -9,7 +9,8 @@ import { h, clear, announce, humanName, ageOf, mrnOf, codeText, fmtDate, fmtDate
 import * as fhir from './fhir.js';
 import { rememberPatient } from './recent.js';
 import { openTrend, seriesKey } from './trend.js';
-import { ACTIONS, openAction } from './forms.js';
+import { ACTIONS, openAction, openBreakGlass } from './forms.js';
+import { authApi } from './auth.js';
 
 const TYPES = ['Condition', 'MedicationRequest', 'AllergyIntolerance', 'Immunization', 'Observation',
   'Encounter', 'Appointment', 'DocumentReference', 'Composition', 'ServiceRequest'];
@@ -108,9 +109,10 @@ export async function renderChart(main, id) {
   clear(main);
   main.append(h('p', { class: 'loading', role: 'status' }, 'Opening the chart…'));
   const t0 = performance.now();
-  let data;
+  let data, access;
   try {
-    data = await loadChart(id);
+    [data, access] = await Promise.all([loadChart(id),
+      authApi('GET', `/auth/access?patient=${encodeURIComponent(id)}`).catch(() => null)]);
   } catch (e) {
     clear(main).append(h('section', { class: 'card' }, h('h1', {}, 'The chart cannot be opened'),
       h('p', { class: 'error', role: 'alert' }, e.status === 404 ? 'There is no such patient, or you have no access to the chart.' : e.message)));
@@ -118,7 +120,8 @@ export async function renderChart(main, id) {
   }
   current = { id, data, reload: () => renderChart(main, id) };
   rememberPatient(data.patient);
-  drawChart(main, data);
+  if (access && access.ok && access.json.chart === false) drawNoAccess(main, data, access.json);
+  else drawChart(main, data);
   const ms = Math.round(performance.now() - t0);
   main.dataset.chartMs = String(ms);
   document.body.dataset.chart = id; // the e2e tests and the benchmark wait for this
@@ -141,6 +144,55 @@ function banner(p, allergies) {
         codeText(a.code), a.criticality === 'high' ? ' (high risk)' : ''))
         : h('span', { class: 'chip none' }, allergies.length ? 'none active' : 'none recorded')),
     h('a', { class: 'edit', href: `#/patient/${encodeURIComponent(p.id)}/edit` }, 'Edit demographics'));
+}
+
+// Demographics only: the chart is outside the user's panel. The searches
+// answered nothing for it, which must not look like an empty record.
+function drawNoAccess(main, d, access) {
+  clear(main);
+  document.title = `${humanName(d.patient)} — ehr`;
+  main.append(banner(d.patient, []), h('section', { class: 'card notice-card', id: 'no-access', role: 'note' },
+    h('h2', {}, 'Demographics only'),
+    h('p', {}, "This patient is not on your panel, so the chart is not shown. Only the demographics above are."),
+    access.break_glass
+      ? [h('p', {}, `In an emergency you may open the chart for ${access.minutes} minutes. You must give a reason; the access is recorded and reviewed.`),
+        h('button', { type: 'button', onclick: () => openBreakGlass(current) }, 'Emergency access (break-glass)')]
+      : h('p', { class: 'muted' }, 'Your role cannot use emergency access.')));
+  document.getElementById('pt-allergies').replaceChildren(h('span', { class: 'label' }, 'Allergies: '), h('span', { class: 'chip' }, 'not visible'));
+}
+
+// A note in a <details>, its text decoded when it is first opened.
+function noteDetails(n) {
+  const pre = h('pre', {});
+  const d = h('details', { class: 'note' }, h('summary', {}, `${codeText(n.type) || n.title || 'Note'} — ${fmtDateTime(n.date)}${n.docStatus ? ` (${n.docStatus})` : ''}`), pre);
+  d.addEventListener('toggle', () => { if (d.open && !pre.textContent) pre.textContent = noteText(n); });
+  return d;
+}
+
+const ENCOUNTERS_SHOWN = 50;
+
+// The encounters, newest first, with their notes: the 50 newest at first,
+// the rest on request (a long record stays quick to open).
+function encounterList(encounters, notesBy, looseNotes) {
+  const item = (e) => h('li', { class: 'encounter' },
+    h('div', { class: 'enc-line' }, h('time', { datetime: e.period?.start || '' }, fmtDate(e.period?.start)), ' ',
+      h('strong', {}, codeText(e.type?.[0]) || e.class?.display || e.class?.code || 'Encounter'),
+      h('span', { class: 'muted' }, ` ${[e.class?.code, codeText(e.reasonCode?.[0]), e.status].filter(Boolean).join(' · ')}`)),
+    (notesBy.get(`Encounter/${e.id}`) || []).map(noteDetails));
+  const items = encounters.slice(0, ENCOUNTERS_SHOWN).map(item)
+    .concat(looseNotes.map((n) => h('li', { class: 'encounter' }, noteDetails(n))));
+  if (!items.length) return h('p', { class: 'muted' }, 'No encounters.');
+  const ul = h('ul', { class: 'items' }, items);
+  if (encounters.length <= ENCOUNTERS_SHOWN) return ul;
+  const more = h('button', { type: 'button', class: 'quiet', id: 'more-encounters' }, `Show all ${encounters.length} encounters`);
+  more.addEventListener('click', () => {
+    const first = item(encounters[ENCOUNTERS_SHOWN]);
+    ul.append(first, ...encounters.slice(ENCOUNTERS_SHOWN + 1).map(item));
+    more.remove();
+    first.querySelector('time')?.setAttribute('tabindex', '-1');
+    first.querySelector('time')?.focus();
+  });
+  return [ul, more];
 }
 
 function drawChart(main, d) {
@@ -214,16 +266,7 @@ function drawChart(main, d) {
       h('span', {}, codeText(s.code)), h('span', { class: 'muted' }, ` ${s.status} · ${fmtDate(s.authoredOn)}`))), 'No open orders.')),
     section('appts', 'Upcoming appointments', ['book'], list(upcoming.map((a) => h('li', {},
       h('span', {}, fmtDateTime(a.start)), h('span', { class: 'muted' }, ` ${a.description || codeText(a.serviceType?.[0]) || ''} (${a.status})`))), 'No upcoming appointments.')),
-    section('encounters', 'Encounters and notes', ['note'], list(encounters.map((e) => {
-      const notes = notesBy.get(`Encounter/${e.id}`) || [];
-      return h('li', { class: 'encounter' },
-        h('div', { class: 'enc-line' }, h('time', { datetime: e.period?.start || '' }, fmtDate(e.period?.start)), ' ',
-          h('strong', {}, codeText(e.type?.[0]) || e.class?.display || e.class?.code || 'Encounter'),
-          h('span', { class: 'muted' }, ` ${[e.class?.code, codeText(e.reasonCode?.[0]), e.status].filter(Boolean).join(' · ')}`)),
-        notes.map((n) => h('details', { class: 'note' }, h('summary', {}, `${codeText(n.type) || n.title || 'Note'} — ${fmtDateTime(n.date)}${n.docStatus ? ` (${n.docStatus})` : ''}`),
-          h('pre', {}, noteText(n)))));
-    }).concat(looseNotes.map((n) => h('li', { class: 'encounter' }, h('details', { class: 'note' },
-      h('summary', {}, `${codeText(n.type) || 'Note'} — ${fmtDateTime(n.date)}`), h('pre', {}, noteText(n)))))), 'No encounters.')),
+    section('encounters', 'Encounters and notes', ['note'], encounterList(encounters, notesBy, looseNotes)),
   );
   main.append(banner(p, d.AllergyIntolerance), actionBar, grid);
   document.body.dataset.chartCounts = JSON.stringify({

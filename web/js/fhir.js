@@ -55,17 +55,34 @@ export const create = (type, res) => request('POST', type, res);
 export const update = (res) => request('PUT', `${res.resourceType}/${res.id}`, res);
 export const remove = (type, id) => request('DELETE', `${type}/${id}`);
 
-// Every entry of a search (following next links, at most maxPages pages).
+// Every entry of a search, at most maxPages pages. When the first page
+// gives the total and its next link pages by _offset, the other pages are
+// fetched in parallel (a long chart is several pages of 1000).
 export async function searchAll(path, maxPages = 20) {
-  let url = path, out = [], total;
-  for (let i = 0; url && i < maxPages; i++) {
-    const b = await get(url);
-    if (total === undefined) total = b.total;
-    for (const e of b.entry || []) if (e.resource && e.search?.mode !== 'outcome' && e.resource.resourceType !== 'OperationOutcome') out.push(e.resource);
-    const next = (b.link || []).find((l) => l.relation === 'next');
-    url = next ? next.url.replace(/^https?:\/\/[^/]+/, '') : null;
+  const resources = (b) => (b.entry || []).map((e) => e.resource)
+    .filter((r) => r && r.resourceType !== 'OperationOutcome');
+  const first = await get(path);
+  const out = resources(first);
+  const nextOf = (b) => {
+    const l = (b.link || []).find((x) => x.relation === 'next');
+    return l ? l.url.replace(/^https?:\/\/[^/]+/, '') : null;
+  };
+  let url = nextOf(first);
+  const size = out.length;
+  if (url && typeof first.total === 'number' && size > 0 && /[?&]_offset=\d+/.test(url)) {
+    const urls = [];
+    for (let o = size; o < first.total && urls.length < maxPages - 1; o += size)
+      urls.push(url.replace(/([?&]_offset=)\d+/, `$1${o}`));
+    const pages = await Promise.all(urls.map((u) => get(u)));
+    for (const p of pages) out.push(...resources(p));
+    return { resources: out, total: first.total };
   }
-  return { resources: out, total };
+  for (let i = 1; url && i < maxPages; i++) {
+    const b = await get(url);
+    out.push(...resources(b));
+    url = nextOf(b);
+  }
+  return { resources: out, total: first.total };
 }
 
 // What the server can search, from its CapabilityStatement (fetched once).

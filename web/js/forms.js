@@ -8,7 +8,7 @@
 
 import { h, announce, humanName, codeText, nowDateTime, todayISO, nextId } from './util.js';
 import * as fhir from './fhir.js';
-import { session, fhirUser } from './auth.js';
+import { session, fhirUser, authApi } from './auth.js';
 import * as T from './terms.js';
 
 const { SYS } = T;
@@ -456,6 +456,55 @@ export function openAction(kind, chart, extra) {
   dialog.showModal();
   const first = form.querySelector('input, textarea, select');
   if (first) first.focus();
+}
+
+// Emergency access to a chart outside the user's panel: a reason (8 to
+// 1000 characters), then POST /auth/break-glass; audited by the server.
+export function openBreakGlass(chart) {
+  if (!dialog) {
+    dialog = h('dialog', { id: 'action', 'aria-labelledby': 'action-title' });
+    document.body.append(dialog);
+  }
+  while (dialog.firstChild) dialog.firstChild.remove();
+  const reason = area('glass-reason', 'Reason', { rows: 3, required: true });
+  reason.querySelector('textarea').id = 'glass-reason';
+  const err = reason.querySelector('.field-error');
+  err.id = 'glass-reason-err';
+  reason.querySelector('textarea').setAttribute('aria-describedby', 'glass-reason-err');
+  reason.querySelector('label').setAttribute('for', 'glass-reason');
+  const general = h('div', { class: 'error', role: 'alert', hidden: true });
+  const form = h('form', { class: 'stack', novalidate: true },
+    h('p', {}, `Open the chart of ${humanName(chart.data.patient)} in an emergency. Your reason and every access are recorded and reviewed.`),
+    reason, general,
+    h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Open the chart'),
+      h('button', { type: 'button', class: 'quiet', onclick: () => dialog.close() }, 'Cancel')));
+  dialog.append(h('div', { class: 'dialog-head' }, h('h2', { id: 'action-title' }, 'Emergency access')), form);
+  const ta = reason.querySelector('textarea');
+  form.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const why = ta.value.trim();
+    if (why.length < 8 || why.length > 1000) {
+      err.textContent = 'Give a reason of 8 to 1000 characters.';
+      err.hidden = false;
+      ta.setAttribute('aria-invalid', 'true');
+      ta.focus();
+      return;
+    }
+    const r = await authApi('POST', '/auth/break-glass', { patient: chart.id, reason: why }).catch(() => null);
+    if (!r || !r.ok) {
+      general.textContent = r?.json?.error || 'The server cannot be reached.';
+      general.hidden = false;
+      return;
+    }
+    dialog.close();
+    announce('Emergency access granted');
+    await chart.reload();
+  });
+  dialog.showModal();
+  ta.focus();
 }
 
 function flash(msg) {
