@@ -26,13 +26,6 @@ SYNTHEA = os.path.join(DATA_DIR, 'synthea', 'r4-2019')
 US_CORE = os.path.join(DATA_DIR, 'us-core', 'examples')
 N_PATIENTS = int(os.environ.get('EHR_SEARCH_PATIENTS', '4'))
 
-if STORE == 'postgres' and os.environ.get('EHR_SEARCH_ON_PG', '') in ('', '0'):
-    # the PostgreSQL backend renders only part of the plans of sqlite_search.c
-    # so far (no chains, _has, composites, full text...); EHR_SEARCH_ON_PG=1
-    # runs the suite there anyway
-    test_skip('search suite on PostgreSQL',
-              'the postgres backend does not mirror src/store/sqlite_search.c yet')
-    test_done()
 
 srv = start_server(name='search')
 c = srv.client()
