@@ -370,8 +370,14 @@ static ehr_status copy_all(sqlite3 *db, PGconn *pg, FILE *progress, ehr_err *err
         res = sq_err(db, err, "listing tables");
     char tables[64][64];
     int nt = 0;
-    while (!res && nt < 64 && sqlite3_step(st) == SQLITE_ROW)
-        snprintf(tables[nt++], sizeof tables[0], "%s", sqlite3_column_text(st, 0));
+    while (!res && nt < 64 && sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        /* the full-text index (FTS5 and its shadow tables) is SQLite's own
+           layout: rebuilt on PostgreSQL by `ehr reindex` */
+        if (!strncmp(t, "idx_text", 8))
+            continue;
+        snprintf(tables[nt++], sizeof tables[0], "%s", t);
+    }
     sqlite3_finalize(st);
     for (int i = 0; !res && i < nt; i++)
         res = copy_table(db, pg, tables[i], progress, err);
@@ -494,6 +500,9 @@ ehr_status ehr_store_migrate(const ehr_migrate_opts *o, ehr_err *err)
     struct summary *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
     if (!res && (!a || !b))
         res = ehr_err_set(err, EHR_ENOMEM, "out of memory");
+    if (!res && o->progress && !o->verify_only)
+        fprintf(o->progress, "the full-text index (_text, _content) is not copied: run "
+                             "`ehr reindex --postgres CONNINFO` to build it\n");
     if (!res && o->progress)
         fprintf(o->progress, "verifying: counts and a checksum per resource type\n");
     if (!res)

@@ -122,7 +122,7 @@ struct pg_kind {
     int n_cols;
     struct pg_col cols[5];
 };
-#define PG_N_KINDS 7
+#define PG_N_KINDS 8
 extern const struct pg_kind ehr_pg__kinds[PG_N_KINDS];
 
 /* postgres_query.c */

@@ -82,6 +82,7 @@ const struct pg_kind ehr_pg__kinds[PG_N_KINDS] = {
                         3,
                         {{"param", "text", PF_PARAM}, {"value", "float8", PF_NUM}, GRP}},
     [EHR_IDX_URI] = {"idx_uri", 3, {{"param", "text", PF_PARAM}, {"uri", "text", PF_S1}, GRP}},
+    [EHR_IDX_TEXT] = {"idx_text", 3, {{"param", "text", PF_PARAM}, {"body", "text", PF_S1}, GRP}},
 };
 #undef GRP
 
@@ -207,6 +208,14 @@ static const char *const migrations[] = {
     "CREATE TABLE audit_journal(id int PRIMARY KEY CHECK (id = 1),"
     "  generation bigint NOT NULL, applied bigint NOT NULL);"
     "INSERT INTO audit_journal(id, generation, applied) VALUES (1, 0, 0);",
+    /* 7: search, full text of _text and _content (postgres_search.c): one
+       row per resource and parameter, a GIN index over its words ('simple':
+       no stemming, as the SQLite index) */
+    "CREATE TABLE idx_text(key bigint NOT NULL, type text COLLATE \"C\" NOT NULL,"
+    "  param text COLLATE \"C\" NOT NULL, body text, grp int NOT NULL DEFAULT 0);"
+    "CREATE INDEX idx_text_k ON idx_text(key, param);"
+    "CREATE INDEX idx_text_w ON idx_text USING gin (to_tsvector('simple', body));"
+    "CREATE INDEX IF NOT EXISTS idx_reference_t ON idx_reference(target_id, target_type);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -69,6 +69,38 @@ static const char *like(struct pg_q *q, const char *s, bool contains)
     return out;
 }
 
+/*
+ * The words of a full-text condition (search.c writes them for SQLite's
+ * FTS5 as "w1"* "w2"*) as a tsquery: 'w1':* & 'w2':*. The words are
+ * letters and digits, normalised; anything else is dropped.
+ */
+static const char *tsquery(struct pg_q *q, const char *s)
+{
+    ehr_buf b = EHR_BUF_INIT;
+    size_t words = 0;
+    while (s && *s) {
+        while (*s && *s != '"')
+            s++;
+        if (!*s)
+            break;
+        const char *w = ++s;
+        while (*s && *s != '"')
+            s++;
+        ehr_buf_printf(&b, "%s'", words++ ? " & " : "");
+        for (const char *c = w; c < s; c++)
+            if (*c != '\'' && *c != '\\')
+                ehr_buf_putc(&b, *c);
+        ehr_buf_puts(&b, "':*");
+        if (*s)
+            s++;
+    }
+    const char *out = q->a && b.data ? ehr_arena_strdup(q->a, b.data) : NULL;
+    ehr_buf_free(&b);
+    if (!out)
+        q->oom = words > 0;
+    return out ? out : "''";
+}
+
 struct ctx {
     struct pg_q *q;
     int alias; /* next correlation alias number */
@@ -158,8 +190,9 @@ static void value_sql(struct ctx *x, ehr_buf *w, const struct ehr_store_cond *k,
     if (k->match == EHR_MATCH_ANY)
         return;
     switch (k->kind) {
-    case EHR_IDX_TEXT: /* _text, _content: no full-text index on PostgreSQL yet */
-        ehr_buf_puts(w, " AND false");
+    case EHR_IDX_TEXT: /* _text, _content: every word starts a word of the body */
+        ehr_buf_printf(w, " AND to_tsvector('simple', %s.body) @@ to_tsquery('simple', %s)", p,
+                       T(q, tsquery(q, k->s1)));
         break;
     case EHR_IDX_STRING:
         if (k->match == EHR_MATCH_EQ)

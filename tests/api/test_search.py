@@ -26,6 +26,7 @@ SYNTHEA = os.path.join(DATA_DIR, 'synthea', 'r4-2019')
 US_CORE = os.path.join(DATA_DIR, 'us-core', 'examples')
 N_PATIENTS = int(os.environ.get('EHR_SEARCH_PATIENTS', '4'))
 
+
 srv = start_server(name='search')
 c = srv.client()
 
