@@ -360,12 +360,8 @@ static ehr_status copy_all(sqlite3 *db, PGconn *pg, FILE *progress, ehr_err *err
     sqlite3_stmt *st = NULL;
     ehr_status res = EHR_OK;
     if (sqlite3_prepare_v2(db,
-                           /* idx_text and its shadow tables: SQLite's FTS5 full
-                              text (_text, _content), which PostgreSQL does not
-                              index yet (docs/scaling.md); rebuilt by reindex */
                            "SELECT name FROM sqlite_master WHERE type = 'table' AND "
-                           "name NOT LIKE 'sqlite_%' AND name NOT LIKE 'idx_text%' "
-                           "ORDER BY name",
+                           "name NOT LIKE 'sqlite_%' ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK)
         res = sq_err(db, err, "listing tables");
     char tables[64][64];
