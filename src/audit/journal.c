@@ -369,44 +369,56 @@ ehr_status ehr_journal_read(ehr_journal *j, int64_t from, int64_t to, size_t max
     return st;
 }
 
+/* Copy the bytes [from, to) of the journal to fd (at its end). */
+static bool copy_range(ehr_journal *j, int fd, int64_t from, int64_t to)
+{
+    char buf[65536];
+    while (from < to) {
+        size_t want = (size_t)(to - from) < sizeof buf ? (size_t)(to - from) : sizeof buf;
+        ssize_t n = pread(j->fd, buf, want, from);
+        if (n <= 0 || !write_all(fd, buf, (size_t)n))
+            return false;
+        from += n;
+    }
+    return true;
+}
+
 ehr_status ehr_journal_rotate(ehr_journal *j, int64_t generation, int64_t keep_from,
                               int64_t keep_to, ehr_err *err)
 {
     if (j->read_only)
         return ehr_err_set(err, EHR_EINTERNAL, "the audit journal was opened to read only");
+    bool to_end = !keep_to;
+    int64_t snap = to_end ? ehr_journal_end(j) : keep_to;
+    if (keep_from < j->start || keep_from > snap || snap > ehr_journal_end(j) ||
+        generation <= j->generation)
+        return ehr_err_set(err, EHR_EINTERNAL, "audit journal rotation: bad arguments");
     size_t plen = strlen(j->path);
     char *tmp = malloc(plen + 5);
     if (!tmp)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
     memcpy(tmp, j->path, plen);
     memcpy(tmp + plen, ".new", 5);
-    pthread_mutex_lock(&j->lock);
-    if (!keep_to)
-        keep_to = j->end;
-    if (keep_from < j->start || keep_from > keep_to || keep_to > j->end ||
-        generation <= j->generation) {
-        pthread_mutex_unlock(&j->lock);
-        free(tmp);
-        return ehr_err_set(err, EHR_EINTERNAL, "audit journal rotation: bad arguments");
-    }
+    /* first, without blocking appends: the new file with what is known now,
+       on disk (bytes below the end never change; only this thread swaps
+       the file) */
     ehr_status st = EHR_OK;
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     char head[96];
-    int64_t carried = keep_to > keep_from ? keep_from : 0;
+    int64_t carried = to_end || snap > keep_from ? keep_from : 0;
     int hn = header(head, sizeof head, generation, j->generation, carried);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || !write_all(fd, head, (size_t)hn))
         st = sys_err(err, "cannot write a new generation", tmp);
-    char buf[65536];
-    for (int64_t off = keep_from; !st && off < keep_to;) {
-        size_t want = (size_t)(keep_to - off) < sizeof buf ? (size_t)(keep_to - off) : sizeof buf;
-        ssize_t n = pread(j->fd, buf, want, off);
-        if (n <= 0 || !write_all(fd, buf, (size_t)n))
-            st = sys_err(err, "cannot copy the records not yet applied", tmp);
-        else
-            off += n;
-    }
+    if (!st && !copy_range(j, fd, keep_from, snap))
+        st = sys_err(err, "cannot copy the records not yet applied", tmp);
     if (!st && fdatasync(fd) != 0)
         st = sys_err(err, "cannot sync", tmp);
+    /* then, appends waiting: what came meanwhile (synced with the next
+       ehr_journal_sync, as any append), and the swap */
+    pthread_mutex_lock(&j->lock);
+    int64_t end = to_end ? j->end : snap;
+    if (!st && !copy_range(j, fd, snap, end))
+        st = sys_err(err, "cannot copy the records not yet applied", tmp);
     if (!st && rename(tmp, j->path) != 0)
         st = sys_err(err, "cannot rename", tmp);
     if (st) {
@@ -414,16 +426,18 @@ ehr_status ehr_journal_rotate(ehr_journal *j, int64_t generation, int64_t keep_f
             close(fd);
         unlink(tmp);
     } else {
-        sync_dir(j->path);
         close(j->fd);
         j->fd = fd;
         j->prev_generation = j->generation;
         j->prev_offset = carried;
         j->generation = generation;
         j->start = hn;
-        j->end = j->synced = hn + (keep_to - keep_from);
+        j->end = hn + (end - keep_from);
+        j->synced = hn + (snap - keep_from);
     }
     pthread_mutex_unlock(&j->lock);
+    if (!st)
+        sync_dir(j->path);
     free(tmp);
     return st;
 }

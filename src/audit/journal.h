@@ -112,7 +112,8 @@ ehr_status ehr_journal_read(ehr_journal *j, int64_t from, int64_t to, size_t max
  * (the records not yet applied; keep_to 0: up to the end; keep_from ==
  * keep_to keeps none). The new file is written and fsynced beside the old
  * one, locked, and renamed over it, so a crash leaves either file whole.
- * Appends wait meanwhile.
+ * Appends wait only for the last step (the records appended while the
+ * new file was written are copied, then the rename).
  */
 ehr_status ehr_journal_rotate(ehr_journal *j, int64_t generation, int64_t keep_from,
                               int64_t keep_to, ehr_err *err);

@@ -172,10 +172,9 @@ def t_rotation_under_load():
     lock = threading.Lock()
     stop = threading.Event()
 
-    def reader(limit):
+    def reader():
         cl = s3.client(retry=False, timeout=30)
-        n = 0
-        while not stop.is_set() and (limit is None or n < limit):
+        while not stop.is_set():
             try:
                 rr = cl.get('/fhir/Patient/%s' % pid)
             except Exception:
@@ -183,26 +182,41 @@ def t_rotation_under_load():
             if rr.status != 200:
                 errors.append('read answered %d' % rr.status)
                 return
-            n += 1
             with lock:
                 acked[0] += 1
 
-    threads = [threading.Thread(target=reader, args=(50,)) for _ in range(4)]
+    def generation():
+        with open(s3.db + '.audit-journal', 'rb') as f:
+            return int(f.readline().split()[2])
+
+    # read until the journal has turned over twice (each turn waits for an
+    # fsync of the database: slow on a busy disk)
+    threads = [threading.Thread(target=reader) for _ in range(4)]
     for t in threads:
         t.start()
+    deadline = time.time() + 60
+    while generation() < 4 and time.time() < deadline and all(t.is_alive() for t in threads):
+        time.sleep(0.02)
+    stop.set()
     for t in threads:
         t.join()
+    stop.clear()
     check(not errors, 'reads answered: %s' % errors[:3])
-    eq(acked[0], 200, 'reads answered')
-    with open(s3.db + '.audit-journal', 'rb') as f:
-        gen = int(f.readline().split()[2])
-    check(gen > 5, 'the journal rotated while reads ran (generation %d)' % gen)
-    eq(len(audit_reads(s3.client(), pid)), 200, 'every read in the chain, once')
+    gen = generation()
+    check(gen >= 4, 'the journal rotated while reads ran (generation %d, 2 at the start)' % gen)
+    first = acked[0]
+
+    def logged():
+        # `ehr audit report` (no page limit), from another process
+        _, out, _ = s3.ehr('audit', 'report', '--action', 'read', '--patient', pid)
+        return len([ln for ln in out.splitlines() if ' read ok ' in ln and pid in ln])
+
+    eq(logged(), first, 'every read in the chain, once')
     # again, and kill while the readers run
-    threads = [threading.Thread(target=reader, args=(None,)) for _ in range(4)]
+    threads = [threading.Thread(target=reader) for _ in range(4)]
     for t in threads:
         t.start()
-    while acked[0] < 350 and all(t.is_alive() for t in threads):
+    while acked[0] < first + 150 and all(t.is_alive() for t in threads):
         time.sleep(0.01)
     s3.kill()
     stop.set()
@@ -211,7 +225,7 @@ def t_rotation_under_load():
     check(not errors, 'reads answered: %s' % errors[:3])
     answered = acked[0]
     s3.start()
-    got = len(audit_reads(s3.client(), pid))
+    got = logged()
     # each answered read is in; a read cut off by the kill may be too (its
     # record is written before the answer), at most one per reader
     check(answered <= got <= answered + 4,
