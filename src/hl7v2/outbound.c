@@ -452,6 +452,45 @@ static ehr_status due_cb(void *p, const ehr_store_hl7 *m)
 }
 
 /* Send what is due; stop at the first transport failure (registry down). */
+/*
+ * Several servers on one database (PostgreSQL) each run this sender: a
+ * message is sent by the one that takes its lease, a create-only document
+ * that expires after the exchange could have timed out, so a message is
+ * not sent twice at once, and a server that dies mid-send leaves it to
+ * another once the lease ends. A SQLite file has one server: no lease.
+ */
+static bool send_lease(ehr_store_conn *c, int64_t id, unsigned timeout)
+{
+    if (!strcmp(c->store->ops->name, "sqlite"))
+        return true;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    ehr_store_obj o = {.kind = "hl7v2-send-lease",
+                       .key = key,
+                       .expires = ehr_time_now_us() + (int64_t)(2 * timeout + 10) * 1000000,
+                       .doc = "{}",
+                       .doc_len = 2};
+    ehr_err err = {{0}};
+    return EHR_STORE_CALL(c, obj_put, &o, true, &err) == EHR_OK;
+}
+
+static void send_done(ehr_store_conn *c, int64_t id)
+{
+    if (!strcmp(c->store->ops->name, "sqlite"))
+        return;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    ehr_err err = {{0}};
+    EHR_STORE_CALL(c, obj_del, "hl7v2-send-lease", key, &err);
+}
+
+/* Still queued? (another server may have sent it since we listed it) */
+static ehr_status still_cb(void *p, const ehr_store_hl7 *m)
+{
+    *(bool *)p = m->status && !strcmp(m->status, "queued");
+    return EHR_OK;
+}
+
 static void send_due(ehr_hl7_outbound *ob)
 {
     ehr_store_conn *c;
@@ -477,6 +516,16 @@ static void send_due(ehr_hl7_outbound *ob)
     unsigned timeout = ob->cfg.timeout ? ob->cfg.timeout : 30;
     for (size_t i = 0; i < l.n; i++) {
         struct due *d = &l.d[i];
+        if (!send_lease(c, d->id, timeout))
+            continue; /* another server is sending it */
+        if (strcmp(c->store->ops->name, "sqlite")) {
+            bool still = false;
+            ehr_store_hl7_q sq = {.id = d->id};
+            if (EHR_STORE_CALL(c, hl7_list, &sq, still_cb, &still, &err) || !still) {
+                send_done(c, d->id);
+                continue;
+            }
+        }
         ehr_buf ack = EHR_BUF_INIT;
         ehr_err e2 = {{0}};
         ehr_status st = down ? EHR_EIO : EHR_OK;
@@ -514,6 +563,7 @@ static void send_due(ehr_hl7_outbound *ob)
             rec.outcome = ok ? "accepted by the registry" : "refused by the registry (see its ACK)";
         }
         EHR_STORE_CALL(c, hl7_update, &rec, &err);
+        send_done(c, d->id);
         if (!st)
             ehr_log(EHR_LOG_INFO, "hl7v2: VXU %lld to %s: %s", (long long)d->id, ob->peer,
                     code[0] ? code : "no MSA");
