@@ -107,3 +107,38 @@ json_t *ehr_fhir_outcome_simple(ehr_fhir_severity sev, const char *code, const c
     json_object_set_new(oo, "issue", arr);
     return oo;
 }
+
+const char *ehr_fhir_issue_code(ehr_status st)
+{
+    switch (st) {
+    case EHR_OK:
+    case EHR_EINVAL:
+        return "invalid";
+    case EHR_ENOTFOUND:
+        return "not-found";
+    case EHR_EGONE:
+        return "deleted";
+    case EHR_ECONFLICT:
+    case EHR_EPRECONDITION:
+        return "conflict";
+    case EHR_EEXISTS:
+        return "duplicate";
+    case EHR_EMULTIPLE:
+        return "multiple-matches";
+    case EHR_ELIMIT:
+        return "too-costly";
+    case EHR_EFORBIDDEN:
+        return "forbidden";
+    case EHR_EBUSY:
+        return "transient";
+    case EHR_EUNSUPPORTED:
+        return "not-supported";
+    case EHR_EUNPROCESSABLE:
+        return "business-rule";
+    case EHR_ENOMEM:
+    case EHR_EIO:
+    case EHR_EINTERNAL:
+        return "exception";
+    }
+    return "exception";
+}

@@ -46,6 +46,11 @@ ehr_status ehr_fhir_issue_add(ehr_fhir_issues *l, ehr_fhir_severity sev, const c
 size_t ehr_fhir_issues_errors(const ehr_fhir_issues *l);
 void ehr_fhir_issues_free(ehr_fhir_issues *l);
 
+/* The OperationOutcome issue type (a static string) for a failure status:
+   not-found, deleted, conflict, transient, ... ("exception" for storage
+   and internal errors). */
+const char *ehr_fhir_issue_code(ehr_status st);
+
 /* An OperationOutcome with one issue per entry of l (caller owns it). */
 json_t *ehr_fhir_outcome_new(const ehr_fhir_issues *l);
 /* An OperationOutcome with a single issue. */

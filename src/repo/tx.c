@@ -98,34 +98,6 @@ static const char *status_line(ehr_status st)
     }
 }
 
-static const char *issue_code(ehr_status st)
-{
-    switch (st) {
-    case EHR_ENOTFOUND:
-        return "not-found";
-    case EHR_EGONE:
-        return "deleted";
-    case EHR_ECONFLICT:
-        return "conflict";
-    case EHR_EMULTIPLE:
-        return "multiple-matches";
-    case EHR_ELIMIT:
-        return "too-costly";
-    case EHR_EFORBIDDEN:
-        return "forbidden";
-    case EHR_EUNSUPPORTED:
-        return "not-supported";
-    case EHR_EUNPROCESSABLE:
-        return "business-rule";
-    case EHR_EINVAL:
-        return "invalid";
-    case EHR_EPRECONDITION:
-        return "conflict";
-    default:
-        return "exception";
-    }
-}
-
 /* Record a failure of entry e, located at where (NULL: the entry). */
 static ehr_status fail(struct txe *e, ehr_status st, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -138,7 +110,7 @@ static ehr_status fail(struct txe *e, ehr_status st, const char *where, const ch
     va_end(ap);
     char loc[160];
     snprintf(loc, sizeof loc, "Bundle.entry[%zu]%s%s", e->i, where ? "." : "", where ? where : "");
-    ehr_fhir_issue_add(&e->issues, EHR_SEV_ERROR, issue_code(st), loc, "%s", msg);
+    ehr_fhir_issue_add(&e->issues, EHR_SEV_ERROR, ehr_fhir_issue_code(st), loc, "%s", msg);
     e->st = st;
     ehr_err_set(&e->err, st, "Bundle.entry[%zu]: %s", e->i, msg);
     snprintf(e->err.where, sizeof e->err.where, "%s", loc);

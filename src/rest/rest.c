@@ -55,38 +55,6 @@ int rest_http_status(ehr_status st)
     return 500;
 }
 
-static const char *issue_code(ehr_status st)
-{
-    switch (st) {
-    case EHR_ENOTFOUND:
-        return "not-found";
-    case EHR_EGONE:
-        return "deleted";
-    case EHR_ECONFLICT:
-        return "conflict";
-    case EHR_EMULTIPLE:
-        return "multiple-matches";
-    case EHR_ELIMIT:
-        return "too-costly";
-    case EHR_EFORBIDDEN:
-        return "forbidden";
-    case EHR_EBUSY:
-        return "transient";
-    case EHR_EUNSUPPORTED:
-        return "not-supported";
-    case EHR_EPRECONDITION:
-        return "conflict";
-    case EHR_EUNPROCESSABLE:
-        return "business-rule";
-    case EHR_ENOMEM:
-    case EHR_EIO:
-    case EHR_EINTERNAL:
-        return "exception";
-    default:
-        return "invalid";
-    }
-}
-
 /* Write the body of an answer; XML when asked for, else JSON. */
 static void put_body(struct rctx *x, json_t *j)
 {
@@ -159,7 +127,7 @@ void rest_fail_status(struct rctx *x, ehr_status st, const ehr_err *err,
         msg = "the server failed to complete the request; it was not applied. "
               "Try again, and report it if it persists";
     rest_send_json(x, status,
-                   ehr_fhir_outcome_simple(EHR_SEV_ERROR, issue_code(st),
+                   ehr_fhir_outcome_simple(EHR_SEV_ERROR, ehr_fhir_issue_code(st),
                                            err && err->where[0] ? err->where : NULL, msg));
 }
 
