@@ -28,7 +28,7 @@ $(TESTBUILD)/build.ninja:
 # Sanitizer build, unit tests, then black-box tests against a real server,
 # then the clinician app in a real browser (tests/e2e, screenshots in
 # build-e2e/screenshots).
-test: deps $(TESTBUILD)/build.ninja
+test: deps $(TESTBUILD)/build.ninja check-format
 	ninja -C $(TESTBUILD)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(TESTBUILD) --print-errorlogs

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev
 libsqlite3-dev libsodium-dev libxml2-dev libssl-dev zlib1g-dev libcmocka-dev
 libqrencode-dev libpq-dev postgresql postgresql-contrib python3 curl wrk sqlite3
-ca-certificates chromium ${EHR_EXTRA_PKGS:-}"
+ca-certificates chromium clang-format ${EHR_EXTRA_PKGS:-}"
 
 missing=""
 for p in $PKGS; do

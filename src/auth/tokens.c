@@ -122,11 +122,13 @@ static ehr_status glass_one(void *p, const char *key, json_t *doc, int64_t expir
 }
 
 /* Fill the identity from a user document (role, links, break-glass grants). */
-static bool identity_user(auth_identity *id, const json_t *u)
+/* EHR_OK; EHR_EINVAL for a user record without a valid role; a store
+   failure (EBUSY, EIO) from reading the user's emergency-access grants. */
+static ehr_status identity_user(auth_identity *id, const json_t *u)
 {
     ehr_role r;
     if (!auth_user_role(u, &r))
-        return false;
+        return EHR_EINVAL;
     snprintf(id->username, sizeof id->username, "%s", auth_str(u, "username") ?: "");
     snprintf(id->role_name, sizeof id->role_name, "%s", ehr_role_name(r));
     snprintf(id->fhir_user, sizeof id->fhir_user, "%s", auth_str(u, "fhirUser") ?: "");
@@ -139,12 +141,12 @@ static bool identity_user(auth_identity *id, const json_t *u)
     for (size_t i = 0; i < json_array_size(pts); i++) {
         const char *p = json_string_value(json_array_get(pts, i));
         if (p && !add_patient(id, p))
-            return false;
+            return EHR_ENOMEM;
     }
     if (!id->patients)
         id->subject.patients = NULL;
     struct glass_ctx g = {id, ehr_time_now_us()};
-    return auth_list(id->auth, "glass", id->username, glass_one, &g, NULL) == EHR_OK;
+    return auth_list(id->auth, "glass", id->username, glass_one, &g, NULL);
 }
 
 auth_identity *auth_open_identity(ehr_auth *a, ehr_http_request *req)
@@ -164,7 +166,7 @@ auth_identity *auth_session_identity(ehr_auth *a, ehr_http_request *req, const j
 {
     auth_identity *id = identity_new(a, req);
     json_t *u = id ? auth_user_get(a, auth_str(session, "user")) : NULL;
-    bool ok = u && identity_user(id, u);
+    bool ok = u && identity_user(id, u) == EHR_OK;
     json_decref(u);
     return ok ? id : NULL;
 }
@@ -227,8 +229,16 @@ auth_identity *auth_token_identity(ehr_auth *a, ehr_http_request *req, const cha
             goto out;
         }
 #undef UNAVAILABLE
-        if (!u || json_is_true(json_object_get(u, "disabled")) ||
-            auth_int(u, "not_before") > auth_int(t, "iat") || !identity_user(id, u)) {
+        ehr_status ust = EHR_EINVAL;
+        if (u && !json_is_true(json_object_get(u, "disabled")) &&
+            auth_int(u, "not_before") <= auth_int(t, "iat"))
+            ust = identity_user(id, u);
+        if (ust == EHR_EBUSY || ust == EHR_EIO) { /* the grants could not be read: 503 */
+            ehr_err_at(err, EHR_EBUSY, "store", "the token could not be checked: storage failed");
+            id = NULL;
+            goto out;
+        }
+        if (ust) {
             ehr_err_set(err, EHR_EINVAL, "the access token is not valid for this user any more");
             id = NULL;
             goto out;

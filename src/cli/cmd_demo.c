@@ -49,9 +49,8 @@ static int demo_users(ehr_repo *repo)
         ehr_role role;
         ehr_role_parse(demo_people[i].role, &role);
         const char *pts[1] = {demo_people[i].patient};
-        ehr_status st = ehr_auth_user_add(auth, &who, demo_people[i].name,
-                                          demo_people[i].password, role, pts,
-                                          demo_people[i].patient ? 1 : 0, NULL, &err);
+        ehr_status st = ehr_auth_user_add(auth, &who, demo_people[i].name, demo_people[i].password,
+                                          role, pts, demo_people[i].patient ? 1 : 0, NULL, &err);
         if (st && st != EHR_EEXISTS) {
             fprintf(stderr, "ehr demo: user %s: %s\n", demo_people[i].name, err.msg);
             failed = 1;
@@ -77,10 +76,11 @@ int ehr_cmd_demo(int argc, char **argv)
         if (r > 0)
             continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: ehr demo [--db PATH | --postgres CONNINFO]\n\n"
-                   "Loads the demo chart of Emma Larsen (35): eight yearly check-ups with her\n"
-                   "cholesterol, vital signs, problems, medication, allergy, and an emergency\n"
-                   "visit for chest pain. Resources already in the database are left as they are.\n");
+            printf(
+                "usage: ehr demo [--db PATH | --postgres CONNINFO]\n\n"
+                "Loads the demo chart of Emma Larsen (35): eight yearly check-ups with her\n"
+                "cholesterol, vital signs, problems, medication, allergy, and an emergency\n"
+                "visit for chest pain. Resources already in the database are left as they are.\n");
             return 0;
         }
         fprintf(stderr, "ehr demo: unknown option '%s'\n", argv[i]);

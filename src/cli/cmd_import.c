@@ -449,8 +449,8 @@ static bool is_hl7(const char *file, const char *text, size_t len)
         text += 3;
         len -= 3;
     }
-    return len > 4 && (!memcmp(text, "MSH", 3) || !memcmp(text, "FHS", 3) ||
-                       !memcmp(text, "BHS", 3)) &&
+    return len > 4 &&
+           (!memcmp(text, "MSH", 3) || !memcmp(text, "FHS", 3) || !memcmp(text, "BHS", 3)) &&
            text[3] > 0x20 && text[3] < 0x7f;
 }
 
@@ -488,14 +488,17 @@ static ehr_status hl7_one(void *p, const char *data, size_t len, int line)
         char url[4200];
         snprintf(url, sizeof url, "%s", im->url);
         char *f = strstr(url, "/fhir");
-        snprintf(f ? f : url + strlen(url), sizeof url - (size_t)((f ? f : url + strlen(url)) - url),
-                 "/hl7v2");
+        snprintf(f ? f : url + strlen(url),
+                 sizeof url - (size_t)((f ? f : url + strlen(url)) - url), "/hl7v2");
         char auth[4200];
         snprintf(auth, sizeof auth, "Authorization: Bearer %.4000s", im->token ? im->token : "");
         const char *hdrs[] = {auth, NULL};
-        ehr_http_client_req rq = {.method = "POST", .url = url,
-                                  .content_type = "x-application/hl7-v2+er7", .body = data,
-                                  .body_len = len, .headers = im->token ? hdrs : hdrs + 1};
+        ehr_http_client_req rq = {.method = "POST",
+                                  .url = url,
+                                  .content_type = "x-application/hl7-v2+er7",
+                                  .body = data,
+                                  .body_len = len,
+                                  .headers = im->token ? hdrs : hdrs + 1};
         ehr_http_client_res rs;
         ehr_err err = {{0}};
         if (ehr_http_client_send(&rq, &rs, &err))

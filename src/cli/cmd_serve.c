@@ -349,7 +349,9 @@ int ehr_cmd_serve(int argc, char **argv)
     char export_dir[4200];
     if (!rc.export_dir) {
         snprintf(export_dir, sizeof export_dir, "%s.exports",
-                 so.postgres ? "ehr-postgres" : so.db ? so.db : EHR_DEFAULT_DB);
+                 so.postgres ? "ehr-postgres"
+                 : so.db     ? so.db
+                             : EHR_DEFAULT_DB);
         rc.export_dir = export_dir;
     }
     if (ac.no_auth) {

@@ -53,8 +53,7 @@ bool ehr_opts_store_target(struct ehr_store_opts *o, const char *cmd)
     if (slash && slash != dir) {
         *slash = '\0';
         if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-            fprintf(stderr, "ehr %s: cannot create the folder %s: %s\n", cmd, dir,
-                    strerror(errno));
+            fprintf(stderr, "ehr %s: cannot create the folder %s: %s\n", cmd, dir, strerror(errno));
             return false;
         }
     }

@@ -89,8 +89,13 @@ ehr_status ehr_buf_json_escape(ehr_buf *b, const char *s, size_t len)
         else if (c == '\t')
             rep = "\\t";
         else if (c < 0x20) {
-            u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-            u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = '\0';
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            u[6] = '\0';
             rep = u;
         }
         if (rep) {
@@ -109,15 +114,32 @@ ehr_status ehr_buf_xml_escape(ehr_buf *b, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         const char *rep = NULL;
         switch (s[i]) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        case '\n': rep = "&#xA;"; break;
-        case '\r': rep = "&#xD;"; break;
-        case '\t': rep = "&#x9;"; break;
-        default: break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        case '\n':
+            rep = "&#xA;";
+            break;
+        case '\r':
+            rep = "&#xD;";
+            break;
+        case '\t':
+            rep = "&#x9;";
+            break;
+        default:
+            break;
         }
         if (rep) {
             if ((st = ehr_buf_append(b, s + start, i - start)) || (st = ehr_buf_puts(b, rep)))

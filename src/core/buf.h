@@ -20,7 +20,10 @@ typedef struct ehr_buf {
     size_t limit; /* 0 = unlimited; appends beyond it fail with EHR_ELIMIT */
 } ehr_buf;
 
-#define EHR_BUF_INIT { NULL, 0, 0, 0 }
+#define EHR_BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 ehr_status ehr_buf_reserve(ehr_buf *b, size_t extra);
 ehr_status ehr_buf_append(ehr_buf *b, const void *data, size_t len);

@@ -246,7 +246,8 @@ bool ehr_json_equal(const json_t *a, const json_t *b)
             return false;
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)a, k, v) {
+        json_object_foreach((json_t *)a, k, v)
+        {
             if (!ehr_json_equal(v, json_object_get(b, k)))
                 return false;
         }

@@ -174,8 +174,7 @@ ehr_status ehr_json_patch(json_t **docp, const json_t *patch, ehr_err *err)
         } else if (!strcmp(name, "add") || !strcmp(name, "replace")) {
             if (!value)
                 st = fail(err, EHR_EINVAL, i, "%s needs a \"value\"", name);
-            else if (!strcmp(name, "replace") && (!get(doc, path) || op_remove(doc, path)) &&
-                     *path)
+            else if (!strcmp(name, "replace") && (!get(doc, path) || op_remove(doc, path)) && *path)
                 st = fail(err, EHR_EINVAL, i, "path %s does not exist", path);
             else if (op_add(&doc, path, json_deep_copy(value)))
                 st = fail(err, EHR_EINVAL, i, "cannot add at path %s", path);
@@ -187,7 +186,7 @@ ehr_status ehr_json_patch(json_t **docp, const json_t *patch, ehr_err *err)
             if (!src) {
                 st = fail(err, EHR_EINVAL, i, "\"from\" %s does not exist", from ? from : "");
             } else if (!strcmp(name, "move") && strncmp(path, from, strlen(from)) == 0 &&
-                       (path[strlen(from)] == '/' )) {
+                       (path[strlen(from)] == '/')) {
                 st = fail(err, EHR_EINVAL, i, "cannot move %s into itself", from);
             } else {
                 json_t *v = json_deep_copy(src);

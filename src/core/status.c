@@ -7,22 +7,38 @@
 const char *ehr_status_str(ehr_status st)
 {
     switch (st) {
-    case EHR_OK: return "ok";
-    case EHR_ENOMEM: return "out of memory";
-    case EHR_EINVAL: return "invalid input";
-    case EHR_ENOTFOUND: return "not found";
-    case EHR_EGONE: return "gone";
-    case EHR_ECONFLICT: return "version conflict";
-    case EHR_EEXISTS: return "already exists";
-    case EHR_EIO: return "storage error";
-    case EHR_ELIMIT: return "limit exceeded";
-    case EHR_EUNSUPPORTED: return "not supported";
-    case EHR_EMULTIPLE: return "multiple matches";
-    case EHR_EBUSY: return "busy";
-    case EHR_EPRECONDITION: return "precondition failed";
-    case EHR_EFORBIDDEN: return "forbidden";
-    case EHR_EUNPROCESSABLE: return "unprocessable";
-    case EHR_EINTERNAL: return "internal error";
+    case EHR_OK:
+        return "ok";
+    case EHR_ENOMEM:
+        return "out of memory";
+    case EHR_EINVAL:
+        return "invalid input";
+    case EHR_ENOTFOUND:
+        return "not found";
+    case EHR_EGONE:
+        return "gone";
+    case EHR_ECONFLICT:
+        return "version conflict";
+    case EHR_EEXISTS:
+        return "already exists";
+    case EHR_EIO:
+        return "storage error";
+    case EHR_ELIMIT:
+        return "limit exceeded";
+    case EHR_EUNSUPPORTED:
+        return "not supported";
+    case EHR_EMULTIPLE:
+        return "multiple matches";
+    case EHR_EBUSY:
+        return "busy";
+    case EHR_EPRECONDITION:
+        return "precondition failed";
+    case EHR_EFORBIDDEN:
+        return "forbidden";
+    case EHR_EUNPROCESSABLE:
+        return "unprocessable";
+    case EHR_EINTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }

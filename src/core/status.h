@@ -12,21 +12,21 @@
 
 typedef enum {
     EHR_OK = 0,
-    EHR_ENOMEM,      /* allocation failed */
-    EHR_EINVAL,      /* input rejected: malformed or invalid */
-    EHR_ENOTFOUND,   /* no such resource, type or thing */
-    EHR_EGONE,       /* resource was deleted */
-    EHR_ECONFLICT,   /* version conflict (If-Match mismatch) */
-    EHR_EEXISTS,     /* already exists */
-    EHR_EIO,         /* storage or file error */
-    EHR_ELIMIT,      /* a configured limit was exceeded */
-    EHR_EUNSUPPORTED,/* valid request, but not supported by this server */
-    EHR_EMULTIPLE,   /* a conditional operation matched more than one resource */
-    EHR_EBUSY,       /* storage busy or temporarily unavailable */
-    EHR_EPRECONDITION, /* a precondition other than version failed */
-    EHR_EFORBIDDEN,  /* access denied */
+    EHR_ENOMEM,         /* allocation failed */
+    EHR_EINVAL,         /* input rejected: malformed or invalid */
+    EHR_ENOTFOUND,      /* no such resource, type or thing */
+    EHR_EGONE,          /* resource was deleted */
+    EHR_ECONFLICT,      /* version conflict (If-Match mismatch) */
+    EHR_EEXISTS,        /* already exists */
+    EHR_EIO,            /* storage or file error */
+    EHR_ELIMIT,         /* a configured limit was exceeded */
+    EHR_EUNSUPPORTED,   /* valid request, but not supported by this server */
+    EHR_EMULTIPLE,      /* a conditional operation matched more than one resource */
+    EHR_EBUSY,          /* storage busy or temporarily unavailable */
+    EHR_EPRECONDITION,  /* a precondition other than version failed */
+    EHR_EFORBIDDEN,     /* access denied */
     EHR_EUNPROCESSABLE, /* well-formed but breaks a business rule (HTTP 422) */
-    EHR_EINTERNAL,   /* a bug: an invariant did not hold */
+    EHR_EINTERNAL,      /* a bug: an invariant did not hold */
 } ehr_status;
 
 /* Human-readable name of a status ("EHR_ENOTFOUND" -> "not found"). */

@@ -28,8 +28,8 @@ static ehr_status add(const char *pid, size_t len, ehr_arena *a, const char ***o
 }
 
 /* Walk the dotted path below v; at its end take "Patient/ID" references. */
-static ehr_status walk(const json_t *v, const char *path, ehr_arena *a, const char ***out, size_t *n,
-                       size_t *cap)
+static ehr_status walk(const json_t *v, const char *path, ehr_arena *a, const char ***out,
+                       size_t *n, size_t *cap)
 {
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++) {

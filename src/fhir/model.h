@@ -92,8 +92,8 @@ struct ehr_fhir_element {
     const char *const *target_profiles; /* Reference/canonical targets: type names
                                            ("Patient"), NULL-terminated, or NULL */
     const ehr_fhir_valueset *binding;   /* required binding, or NULL */
-    uint16_t order;              /* rank in definition order within its type
-                                    (the order of the XML form) */
+    uint16_t order;                     /* rank in definition order within its type
+                                           (the order of the XML form) */
 };
 
 struct ehr_fhir_type {

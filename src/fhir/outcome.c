@@ -61,10 +61,14 @@ void ehr_fhir_issues_free(ehr_fhir_issues *l)
 static const char *sev_name(ehr_fhir_severity s)
 {
     switch (s) {
-    case EHR_SEV_FATAL: return "fatal";
-    case EHR_SEV_ERROR: return "error";
-    case EHR_SEV_WARNING: return "warning";
-    case EHR_SEV_INFORMATION: return "information";
+    case EHR_SEV_FATAL:
+        return "fatal";
+    case EHR_SEV_ERROR:
+        return "error";
+    case EHR_SEV_WARNING:
+        return "warning";
+    case EHR_SEV_INFORMATION:
+        return "information";
     }
     return "error";
 }

@@ -22,20 +22,23 @@ typedef enum {
 
 struct ehr_fhir_issue {
     ehr_fhir_severity severity;
-    const char *code;       /* FHIR issue-type code: "structure", "required", "value",
-                               "code-invalid", "invalid", "not-found", "conflict",
-                               "processing", "not-supported", "too-costly", ... (static) */
-    char *expression;       /* FHIRPath-style location, "Patient.name[0].given[1]", or NULL */
-    char *message;          /* for people */
+    const char *code; /* FHIR issue-type code: "structure", "required", "value",
+                         "code-invalid", "invalid", "not-found", "conflict",
+                         "processing", "not-supported", "too-costly", ... (static) */
+    char *expression; /* FHIRPath-style location, "Patient.name[0].given[1]", or NULL */
+    char *message;    /* for people */
 };
 
 typedef struct ehr_fhir_issues {
     size_t n, cap;
     struct ehr_fhir_issue *items;
-    size_t max;             /* stop collecting after this many (0 = 100) */
+    size_t max; /* stop collecting after this many (0 = 100) */
 } ehr_fhir_issues;
 
-#define EHR_FHIR_ISSUES_INIT { 0, 0, NULL, 0 }
+#define EHR_FHIR_ISSUES_INIT                                                                       \
+    {                                                                                              \
+        0, 0, NULL, 0                                                                              \
+    }
 
 /* Add an issue; code must be a static string. Beyond max, issues are
    dropped (the list stays valid). */

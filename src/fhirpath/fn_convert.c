@@ -750,8 +750,7 @@ static ehr_status fn_comparable(fp_ctx *c, const fp_node *n, const fp_scope *s, 
     if ((it->kind == EHR_FHIRPATH_INTEGER || it->kind == EHR_FHIRPATH_DECIMAL) &&
         conv_qty(c, it, &qa))
         it = &qa;
-    if ((o->kind == EHR_FHIRPATH_INTEGER || o->kind == EHR_FHIRPATH_DECIMAL) &&
-        conv_qty(c, o, &qb))
+    if ((o->kind == EHR_FHIRPATH_INTEGER || o->kind == EHR_FHIRPATH_DECIMAL) && conv_qty(c, o, &qb))
         o = &qb;
     const fp_qty *a = fp_item_quantity(c, it), *b = fp_item_quantity(c, o);
     if (!a || !b)

@@ -54,18 +54,18 @@ struct ehr_http_param {
 };
 
 typedef struct ehr_http_request {
-    const char *method;     /* "GET", "POST", ... */
-    const char *path;       /* percent-decoded path without the query, "/fhir/Patient/1" */
-    const char *raw_query;  /* the query as sent, without '?', "" when none */
+    const char *method;    /* "GET", "POST", ... */
+    const char *path;      /* percent-decoded path without the query, "/fhir/Patient/1" */
+    const char *raw_query; /* the query as sent, without '?', "" when none */
     size_t n_params;
     const struct ehr_http_param *params; /* query parameters in order */
-    const char *body;       /* NUL-terminated copy of the body ("" when none) */
+    const char *body;                    /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
-    const char *remote_addr;/* client address as text */
-    ehr_arena *arena;       /* freed when the response has been sent */
-    void *internal;         /* the server's, do not touch */
-    void *user;             /* for handlers: set by an earlier handler in the chain
-                               (e.g. the authenticated identity) */
+    const char *remote_addr; /* client address as text */
+    ehr_arena *arena;        /* freed when the response has been sent */
+    void *internal;          /* the server's, do not touch */
+    void *user;              /* for handlers: set by an earlier handler in the chain
+                                (e.g. the authenticated identity) */
 } ehr_http_request;
 
 struct ehr_http_header {
@@ -73,9 +73,9 @@ struct ehr_http_header {
 };
 
 typedef struct ehr_http_response {
-    int status;              /* 200 unless set */
-    const char *content_type;/* NULL = none */
-    ehr_buf body;            /* owned by the server; handlers append */
+    int status;               /* 200 unless set */
+    const char *content_type; /* NULL = none */
+    ehr_buf body;             /* owned by the server; handlers append */
     size_t n_headers;
     struct ehr_http_header headers[24];
     /* > 0: send this open file (file_size bytes) instead of body, streamed
@@ -93,12 +93,12 @@ enum { EHR_HTTP_NEXT = 0, EHR_HTTP_HANDLED = 1 };
 typedef int (*ehr_http_handler)(void *ctx, ehr_http_request *req, ehr_http_response *res);
 
 typedef struct ehr_http_config {
-    const char *bind;        /* address to listen on; NULL = all (0.0.0.0) */
-    uint16_t port;           /* 0 = pick a free port (see ehr_http_server_port) */
-    unsigned threads;        /* worker threads; 0 = number of CPUs */
-    size_t max_body;         /* bytes; larger bodies are answered 413 (0 = 16 MiB) */
-    const char *cors_origins;/* "*" or a comma list of allowed origins; NULL = "*" */
-    const char *tls_cert;    /* PEM files; both NULL for plain HTTP */
+    const char *bind;         /* address to listen on; NULL = all (0.0.0.0) */
+    uint16_t port;            /* 0 = pick a free port (see ehr_http_server_port) */
+    unsigned threads;         /* worker threads; 0 = number of CPUs */
+    size_t max_body;          /* bytes; larger bodies are answered 413 (0 = 16 MiB) */
+    const char *cors_origins; /* "*" or a comma list of allowed origins; NULL = "*" */
+    const char *tls_cert;     /* PEM files; both NULL for plain HTTP */
     const char *tls_key;
     /* Called for 413 and other answers the server gives on its own, so the
        FHIR layer can phrase them as OperationOutcomes. May be NULL. */
@@ -120,9 +120,9 @@ void ehr_http_server_free(ehr_http_server **s);
 
 /* Responses sent so far, by status class; counts only, nothing about content. */
 struct ehr_http_stats {
-    unsigned long requests;   /* all responses */
-    unsigned long by_class[6];/* [1] 1xx ... [5] 5xx; [0] unused */
-    long in_flight;           /* requests received and not yet completed */
+    unsigned long requests;    /* all responses */
+    unsigned long by_class[6]; /* [1] 1xx ... [5] 5xx; [0] unused */
+    long in_flight;            /* requests received and not yet completed */
 };
 void ehr_http_server_stats(const ehr_http_server *s, struct ehr_http_stats *out);
 

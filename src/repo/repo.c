@@ -342,12 +342,14 @@ static ehr_status serialise(const char *type, const char *id, int64_t version, i
     const char *k;
     json_t *v;
     if (json_is_object(old_meta))
-        json_object_foreach((json_t *)old_meta, k, v) {
+        json_object_foreach((json_t *)old_meta, k, v)
+        {
             if (strcmp(k, "versionId") && strcmp(k, "lastUpdated"))
                 json_object_set(meta, k, v);
         }
     json_object_set_new(o, "meta", meta);
-    json_object_foreach((json_t *)res, k, v) {
+    json_object_foreach((json_t *)res, k, v)
+    {
         if (strcmp(k, "resourceType") && strcmp(k, "id") && strcmp(k, "meta"))
             json_object_set(o, k, v);
     }
@@ -405,10 +407,15 @@ static ehr_status write_version(ehr_repo *r, ehr_store_conn *c, const ehr_repo_c
     };
     st = EHR_STORE_CALL(c, put, &rec, &idx, err);
     if (!st) {
-        struct repo_event ev = {
-            .action = !strcmp(method, "PATCH") ? "patch" : version == 1 ? "create" : "update",
-            .type = type, .id = id, .version = version, .n = -1,
-            .n_patients = idx.n_patients, .patients = idx.patients};
+        struct repo_event ev = {.action = !strcmp(method, "PATCH") ? "patch"
+                                          : version == 1           ? "create"
+                                                                   : "update",
+                                .type = type,
+                                .id = id,
+                                .version = version,
+                                .n = -1,
+                                .n_patients = idx.n_patients,
+                                .patients = idx.patients};
         for (size_t i = 0; ctx && ctx->policy && i < idx.n_patients; i++)
             for (size_t j = 0; j < ctx->policy->n_glass; j++)
                 if (!strcmp(idx.patients[i], ctx->policy->glass[j]))
@@ -541,8 +548,8 @@ static void run_batch(ehr_repo *r, struct wjob *batch)
 }
 
 /* Run fn(arg) in a durable write transaction; returns when it is committed. */
-static ehr_status run_job(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
-                                                        ehr_err *),
+static ehr_status run_job(ehr_repo *r,
+                          ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *, ehr_err *),
                           void *arg, bool log_only, ehr_err *err)
 {
     struct wjob job = {.fn = fn, .arg = arg, .log_only = log_only};
@@ -587,8 +594,8 @@ ehr_status repo_run_job(ehr_repo *r,
     return run_job(r, fn, arg, log_only, err);
 }
 
-static ehr_status run_write(ehr_repo *r, ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *,
-                                                          ehr_err *),
+static ehr_status run_write(ehr_repo *r,
+                            ehr_status (*fn)(ehr_repo *, ehr_store_conn *, void *, ehr_err *),
                             void *arg, ehr_err *err)
 {
     return run_job(r, fn, arg, false, err);
@@ -606,8 +613,8 @@ static ehr_status do_store_job(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_er
     return j->fn(c, j->arg, err);
 }
 
-ehr_status ehr_repo_store_job(ehr_repo *r, ehr_status (*fn)(ehr_store_conn *c, void *arg,
-                                                             ehr_err *err),
+ehr_status ehr_repo_store_job(ehr_repo *r,
+                              ehr_status (*fn)(ehr_store_conn *c, void *arg, ehr_err *err),
                               void *arg, ehr_err *err)
 {
     struct store_job j = {fn, arg};
@@ -656,7 +663,10 @@ static ehr_status denied(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, co
        known"), are denials; a plain miss is "not-found" */
     struct repo_event ev = {.action = action,
                             .outcome = st == EHR_EFORBIDDEN || why ? "denied" : "not-found",
-                            .type = type, .id = id, .n = -1, .reason = why};
+                            .type = type,
+                            .id = id,
+                            .n = -1,
+                            .reason = why};
     ehr_err aerr = {{0}};
     ehr_status ast = repo_audit_now(r, ctx, &ev, &aerr);
     if (ast) {
@@ -721,8 +731,8 @@ ehr_status ehr_repo_read(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type,
     out->version = rec.version;
     out->last_updated = rec.last_updated;
     out->deleted = rec.deleted;
-    struct repo_event ev = {.action = action, .type = type, .id = id, .version = rec.version,
-                            .n = -1, .seen = &seen};
+    struct repo_event ev = {
+        .action = action, .type = type, .id = id, .version = rec.version, .n = -1, .seen = &seen};
     if ((st = repo_audit_now(r, ctx, &ev, err))) {
         ehr_buf_reset(&out->body);
         return st;
@@ -844,8 +854,12 @@ static ehr_status do_create(ehr_repo *r, ehr_store_conn *c, void *arg, ehr_err *
             out->version = rec.version;
             out->last_updated = rec.last_updated;
             out->unchanged = true;
-            struct repo_event ev = {.action = "read", .type = a->type, .id = m.id,
-                                    .version = rec.version, .n = -1, .seen = &seen,
+            struct repo_event ev = {.action = "read",
+                                    .type = a->type,
+                                    .id = m.id,
+                                    .version = rec.version,
+                                    .n = -1,
+                                    .seen = &seen,
                                     .query = a->query};
             return repo_audit_in(c, a->ctx, &ev, next_time(r), err);
         }
@@ -863,8 +877,8 @@ ehr_status ehr_repo_create(ehr_repo *r, const ehr_repo_ctx *ctx, const char *typ
         return after_write(r, ctx, st, "create", type, NULL, err);
     if (st || (st = validate(type, res, issues, err)))
         return st;
-    struct wargs a = {.ctx = ctx, .type = type, .query = if_none_exist, .res = res, .out = out,
-                      .issues = issues};
+    struct wargs a = {
+        .ctx = ctx, .type = type, .query = if_none_exist, .res = res, .out = out, .issues = issues};
     st = run_write(r, do_create, &a, err);
     return after_write(r, ctx, st, "create", type, NULL, err);
 }
@@ -938,8 +952,13 @@ ehr_status ehr_repo_update(ehr_repo *r, const ehr_repo_ctx *ctx, const char *typ
     if (st || (st = validate(type, res, issues, err)) ||
         (st = check_body_id(type, id, res, issues, err)))
         return st;
-    struct wargs a = {.ctx = ctx, .type = type, .id = id, .res = res, .if_match = if_match,
-                      .out = out, .issues = issues};
+    struct wargs a = {.ctx = ctx,
+                      .type = type,
+                      .id = id,
+                      .res = res,
+                      .if_match = if_match,
+                      .out = out,
+                      .issues = issues};
     st = run_write(r, do_update, &a, err);
     return after_write(r, ctx, st, "update", type, id, err);
 }
@@ -978,8 +997,13 @@ ehr_status ehr_repo_update_where(ehr_repo *r, const ehr_repo_ctx *ctx, const cha
         return after_write(r, ctx, st, "update", type, NULL, err);
     if (st || (st = validate(type, res, issues, err)))
         return st;
-    struct wargs a = {.ctx = ctx, .type = type, .query = query, .res = res,
-                      .if_match = if_match, .out = out, .issues = issues};
+    struct wargs a = {.ctx = ctx,
+                      .type = type,
+                      .query = query,
+                      .res = res,
+                      .if_match = if_match,
+                      .out = out,
+                      .issues = issues};
     st = run_write(r, do_update_where, &a, err);
     return after_write(r, ctx, st, "update", type, NULL, err);
 }
@@ -1043,8 +1067,13 @@ ehr_status ehr_repo_patch(ehr_repo *r, const ehr_repo_ctx *ctx, const char *type
         return after_write(r, ctx, st, "patch", type, id, err);
     if (st)
         return st;
-    struct wargs a = {.ctx = ctx, .type = type, .id = id, .patch = patch, .if_match = if_match,
-                      .out = out, .issues = issues};
+    struct wargs a = {.ctx = ctx,
+                      .type = type,
+                      .id = id,
+                      .patch = patch,
+                      .if_match = if_match,
+                      .out = out,
+                      .issues = issues};
     st = run_write(r, do_patch, &a, err);
     return after_write(r, ctx, st, "patch", type, id, err);
 }
@@ -1088,8 +1117,8 @@ static ehr_status delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *
         .deleted = true,
         .method = "DELETE",
     };
-    struct repo_event ev = {.action = "delete", .type = type, .id = id, .version = rec.version,
-                            .n = -1, .seen = &seen};
+    struct repo_event ev = {
+        .action = "delete", .type = type, .id = id, .version = rec.version, .n = -1, .seen = &seen};
     if ((st = EHR_STORE_CALL(c, put, &rec, NULL, err)) ||
         (st = repo_audit_in(c, ctx, &ev, when, err)))
         return st;
@@ -1181,11 +1210,11 @@ static ehr_status counted_cb(void *p, const ehr_store_rec *rec)
 
 /* Audit a search or history through the writer, once the rows are out. */
 static ehr_status audit_query(ehr_repo *r, const ehr_repo_ctx *ctx, const char *action,
-                              const char *type, const char *id, const char *query,
-                              long long n, json_t *ids, bool glass, ehr_err *err)
+                              const char *type, const char *id, const char *query, long long n,
+                              json_t *ids, bool glass, ehr_err *err)
 {
-    struct repo_event ev = {.action = action, .type = type, .id = id, .query = query, .n = n,
-                            .glass = glass};
+    struct repo_event ev = {
+        .action = action, .type = type, .id = id, .query = query, .n = n, .glass = glass};
     json_t *o = repo_event_json(ctx, &ev);
     if (!o)
         return ehr_err_set(err, EHR_ENOMEM, "out of memory");
@@ -1209,8 +1238,8 @@ ehr_status ehr_repo_history(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_stor
     /* history of one resource is a read of it; of a type or all, a search */
     ehr_store_history_q lq = *q;
     bool glass = false;
-    st = repo_query_access(ctx, q->id ? EHR_ACCESS_READ : EHR_ACCESS_SEARCH, q->type, a,
-                           &lq.access, &glass, err);
+    st = repo_query_access(ctx, q->id ? EHR_ACCESS_READ : EHR_ACCESS_SEARCH, q->type, a, &lq.access,
+                           &glass, err);
     if (st == EHR_EFORBIDDEN) {
         ehr_arena_free(&a);
         return denied(r, ctx, st, "history", q->type, q->id, err ? err->msg : NULL, err);
@@ -1306,8 +1335,7 @@ ehr_status repo_check_type(const char *type, ehr_err *err)
     return check_type(type, err);
 }
 
-ehr_status repo_validate(const char *type, const json_t *res, ehr_fhir_issues *issues,
-                         ehr_err *err)
+ehr_status repo_validate(const char *type, const json_t *res, ehr_fhir_issues *issues, ehr_err *err)
 {
     return validate(type, res, issues, err);
 }
@@ -1335,40 +1363,44 @@ ehr_status repo_find_matches(ehr_store_conn *c, const ehr_repo_ctx *ctx, const c
     return st;
 }
 
-ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, const char *method, json_t *res,
-                          ehr_repo_out *out, ehr_err *err)
+ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, const char *method, json_t *res, ehr_repo_out *out,
+                          ehr_err *err)
 {
     ehr_status st = write_version(r, c, ctx, type, id, 1, method, res, out, err);
     out->created = true;
     return st;
 }
 
-ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, json_t *res, int64_t if_match,
-                          ehr_repo_out *out, ehr_err *err)
+ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, json_t *res, int64_t if_match, ehr_repo_out *out,
+                          ehr_err *err)
 {
     return update_in(r, c, ctx, type, id, res, if_match, "PUT", out, err);
 }
 
-ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                         const char *type, const char *id, const json_t *patch, int64_t if_match,
-                         ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err)
+ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                         const char *id, const json_t *patch, int64_t if_match, ehr_repo_out *out,
+                         ehr_fhir_issues *issues, ehr_err *err)
 {
-    struct wargs a = {.ctx = ctx, .type = type, .id = id, .patch = patch, .if_match = if_match,
-                      .out = out, .issues = issues};
+    struct wargs a = {.ctx = ctx,
+                      .type = type,
+                      .id = id,
+                      .patch = patch,
+                      .if_match = if_match,
+                      .out = out,
+                      .issues = issues};
     return do_patch(r, c, &a, err);
 }
 
-ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, int64_t if_match, ehr_repo_out *out,
-                          ehr_err *err)
+ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, int64_t if_match, ehr_repo_out *out, ehr_err *err)
 {
     return delete_in(r, c, ctx, type, id, if_match, out, err);
 }
 
-ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st,
-                            const char *action, const char *type, const char *id, ehr_err *err)
+ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, const char *action,
+                            const char *type, const char *id, ehr_err *err)
 {
     return after_write(r, ctx, st, action, type, id, err);
 }

@@ -48,7 +48,7 @@ typedef enum {
 
 /* The patient limit that goes with a decision. */
 typedef struct ehr_repo_limit {
-    bool limited;                /* only resources in these patients' compartments */
+    bool limited; /* only resources in these patients' compartments */
     size_t n_patients;
     const char *const *patients; /* Patient ids; must stay valid for the whole request */
 } ehr_repo_limit;
@@ -191,7 +191,7 @@ typedef struct ehr_repo_tx_opts {
        version (its response is 200 with the current version): re-running
        an import changes nothing */
     bool skip_unchanged;
-    const char *base;    /* service base URL for response fullUrls, or NULL */
+    const char *base; /* service base URL for response fullUrls, or NULL */
     /* the caller gives the Bundle away: its resources are changed in place
        (references rewritten) instead of copied first */
     bool in_place;
@@ -219,10 +219,10 @@ ehr_status ehr_repo_search(ehr_repo *r, const ehr_repo_ctx *ctx, const ehr_searc
  * transaction, so total and page agree. Audited as one "everything" event.
  */
 typedef struct ehr_repo_everything_q {
-    const char *patient;        /* Patient id */
+    const char *patient; /* Patient id */
     size_t n_types;
-    const char *const *types;   /* _type, or none */
-    int64_t since;              /* _since in microseconds, 0: none */
+    const char *const *types; /* _type, or none */
+    int64_t since;            /* _since in microseconds, 0: none */
     size_t offset, count;
 } ehr_repo_everything_q;
 
@@ -269,8 +269,8 @@ ehr_status ehr_repo_conn(ehr_repo *r, ehr_store_conn **out, ehr_err *err);
  * before they are acknowledged). fn must touch only the module's own
  * tables, never clinical data (that goes through the interactions above).
  */
-ehr_status ehr_repo_store_job(ehr_repo *r, ehr_status (*fn)(ehr_store_conn *c, void *arg,
-                                                             ehr_err *err),
+ehr_status ehr_repo_store_job(ehr_repo *r,
+                              ehr_status (*fn)(ehr_store_conn *c, void *arg, ehr_err *err),
                               void *arg, ehr_err *err);
 
 /*

@@ -135,23 +135,22 @@ ehr_status repo_find_matches(ehr_store_conn *c, const ehr_repo_ctx *ctx, const c
                              ehr_err *err);
 
 /* Write version 1 of type/id (method "POST" or "PUT"). */
-ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, const char *method, json_t *res,
-                          ehr_repo_out *out, ehr_err *err);
-/* Update (or create with this id); if_match 0 for none. */
-ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, json_t *res, int64_t if_match,
-                          ehr_repo_out *out, ehr_err *err);
-/* JSON Patch of the current version. */
-ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                         const char *type, const char *id, const json_t *patch, int64_t if_match,
-                         ehr_repo_out *out, ehr_fhir_issues *issues, ehr_err *err);
-/* Delete; nothing to delete is not an error (out->version 0). */
-ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx,
-                          const char *type, const char *id, int64_t if_match, ehr_repo_out *out,
+ehr_status repo_create_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, const char *method, json_t *res, ehr_repo_out *out,
                           ehr_err *err);
+/* Update (or create with this id); if_match 0 for none. */
+ehr_status repo_update_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, json_t *res, int64_t if_match, ehr_repo_out *out,
+                          ehr_err *err);
+/* JSON Patch of the current version. */
+ehr_status repo_patch_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                         const char *id, const json_t *patch, int64_t if_match, ehr_repo_out *out,
+                         ehr_fhir_issues *issues, ehr_err *err);
+/* Delete; nothing to delete is not an error (out->version 0). */
+ehr_status repo_delete_in(ehr_repo *r, ehr_store_conn *c, const ehr_repo_ctx *ctx, const char *type,
+                          const char *id, int64_t if_match, ehr_repo_out *out, ehr_err *err);
 /* After a job: audit a refusal or a miss (EFORBIDDEN, ENOTFOUND) outside it. */
-ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st,
-                            const char *action, const char *type, const char *id, ehr_err *err);
+ehr_status repo_after_write(ehr_repo *r, const ehr_repo_ctx *ctx, ehr_status st, const char *action,
+                            const char *type, const char *id, ehr_err *err);
 
 #endif

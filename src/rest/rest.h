@@ -15,10 +15,10 @@
 #include "repo/repo.h"
 
 typedef struct ehr_rest_config {
-    const char *base_url; /* "https://ehr.example.org/fhir"; NULL: from the Host header */
-    size_t max_body;      /* the server's body limit, announced in the CapabilityStatement */
+    const char *base_url;      /* "https://ehr.example.org/fhir"; NULL: from the Host header */
+    size_t max_body;           /* the server's body limit, announced in the CapabilityStatement */
     size_t max_bundle_entries; /* batch/transaction entries; 0: EHR_REPO_MAX_BUNDLE_ENTRIES */
-    const char *export_dir; /* where bulk $export files go; NULL: $export answers 501 */
+    const char *export_dir;    /* where bulk $export files go; NULL: $export answers 501 */
 } ehr_rest_config;
 
 typedef struct ehr_rest ehr_rest;

@@ -74,8 +74,7 @@ void rest_create(struct rctx *x, const char *type)
         const char *q = strchr(ine, '?');
         ine = q ? q + 1 : ine;
     }
-    ehr_status st = ehr_repo_create(x->rest->repo, &x->who, type, res, ine, &out, &issues,
-                                    &err);
+    ehr_status st = ehr_repo_create(x->rest->repo, &x->who, type, res, ine, &out, &issues, &err);
     if (st)
         rest_fail_status(x, st, &err, &issues);
     else if (out.unchanged)
@@ -188,8 +187,8 @@ void rest_delete(struct rctx *x, const char *type, const char *id)
         if (prefer(x) == RETURN_MINIMAL) {
             x->res->status = 204;
         } else {
-            rest_send_json(x, 200,
-                           ehr_fhir_outcome_simple(EHR_SEV_INFORMATION, "informational", NULL, msg));
+            rest_send_json(
+                x, 200, ehr_fhir_outcome_simple(EHR_SEV_INFORMATION, "informational", NULL, msg));
         }
     }
     ehr_fhir_issues_free(&issues);

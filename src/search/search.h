@@ -54,9 +54,9 @@ typedef enum {
 } ehr_search_summary;
 
 typedef struct ehr_search {
-    ehr_store_query q;  /* clauses live in the arena given to ehr_search_parse */
-    bool summary_count; /* _summary=count: only the total */
-    bool total_none;    /* _total=none */
+    ehr_store_query q;   /* clauses live in the arena given to ehr_search_parse */
+    bool summary_count;  /* _summary=count: only the total */
+    bool total_none;     /* _total=none */
     bool total_accurate; /* _total=accurate: count every match */
     ehr_search_summary summary;
     size_t n_elements; /* _elements: top-level names kept (0: all) */

@@ -228,12 +228,12 @@ typedef struct ehr_store_history_q {
  */
 typedef struct ehr_store_scan_q {
     size_t n_types;
-    const char *const *types;    /* only these types */
-    int64_t since;               /* last_updated >= since; 0: any */
-    int64_t after_key;           /* resume: keys greater than this (0: from the start) */
-    size_t limit;                /* at most this many rows; 0: no limit */
-    bool in_compartments;        /* only resources in some patient's compartment ... */
-    size_t n_patients;           /* ... of one of these patients (0: any patient) */
+    const char *const *types; /* only these types */
+    int64_t since;            /* last_updated >= since; 0: any */
+    int64_t after_key;        /* resume: keys greater than this (0: from the start) */
+    size_t limit;             /* at most this many rows; 0: no limit */
+    bool in_compartments;     /* only resources in some patient's compartment ... */
+    size_t n_patients;        /* ... of one of these patients (0: any patient) */
     const char *const *patients;
     const ehr_store_access *access; /* NULL: no limit */
 } ehr_store_scan_q;
@@ -285,7 +285,7 @@ typedef struct ehr_store_hl7 {
     int64_t next_try;       /* out: not before (microseconds); 0: now */
     const char *raw;        /* the message bytes */
     size_t raw_len;
-    const char *ack;        /* the ACK bytes, NULL: none */
+    const char *ack; /* the ACK bytes, NULL: none */
     size_t ack_len;
 } ehr_store_hl7;
 
@@ -293,10 +293,10 @@ typedef struct ehr_store_hl7 {
 typedef struct ehr_store_hl7_q {
     int64_t id;
     const char *direction, *peer, *control_id, *status;
-    int64_t due_before;     /* out: next_try <= due_before */
-    size_t limit;           /* 0: no limit */
+    int64_t due_before; /* out: next_try <= due_before */
+    size_t limit;       /* 0: no limit */
     bool oldest_first;
-    bool with_raw;          /* fill raw and ack (else NULL) */
+    bool with_raw; /* fill raw and ack (else NULL) */
 } ehr_store_hl7_q;
 typedef ehr_status (*ehr_store_hl7_cb)(void *ctx, const ehr_store_hl7 *m);
 
@@ -383,8 +383,8 @@ struct ehr_store_ops {
        *last_key is the key of the row being handed to cb, so that a
        stopped scan resumes with after_key = *last_key. Memory stays flat
        whatever the number of rows. */
-    ehr_status (*scan)(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb,
-                       void *ctx, int64_t *last_key, ehr_err *err);
+    ehr_status (*scan)(ehr_store_conn *c, const ehr_store_scan_q *q, ehr_store_row_cb cb, void *ctx,
+                       int64_t *last_key, ehr_err *err);
     /* -- added with HL7 v2 (src/store/sqlite_hl7.c); each runs in the
        caller's transaction, or commits durably on its own outside one -- */
     /* Store a message; m->id is ignored, *id receives the new row's. When
